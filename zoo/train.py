@@ -1,0 +1,252 @@
+"""The training harness every app shares.
+
+A run directory holds everything about one training run:
+
+    config.json    the app's config (hyper-parameters, preset, seed, data)
+    log.csv        one row per epoch (or per evaluation step for custom loops)
+    curves.png     the columns of log.csv plotted, redrawn every epoch
+    tensorboard/   TensorBoard logs (when TensorFlow is installed)
+    best.keras     the checkpoint with the best monitored value
+    last.keras     the latest checkpoint
+    backup/        Keras BackupAndRestore state, for --resume
+    metrics.json   the app's final evaluation
+    state.json     {"finished": bool, ...}; custom loops keep their resume state here
+
+`fit` wraps `model.fit` with those callbacks. Custom loops (RL) use the same
+`Run` methods (`log`, `save_checkpoint`, `save_state`) directly. Every file is
+written atomically, so a run killed at any moment (even `kill -9`) resumes from
+the last completed epoch and never finds a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+
+from zoo.errors import BadInput
+from zoo.files import atomic_output, check_input_file, write_text_atomic
+
+RUNS_DIR = Path("runs")
+
+
+@dataclasses.dataclass
+class Run:
+    """One run directory and its config (a dataclass instance of the app's Config)."""
+
+    path: Path
+    config: object
+    resumed: bool = False
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, obj) -> Path:
+        write_text_atomic(self.file(name), json.dumps(obj, indent=2, default=str) + "\n")
+        return self.file(name)
+
+    def read_json(self, name: str, default=None):
+        path = self.file(name)
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def write_metrics(self, metrics: dict) -> Path:
+        return self.write_json("metrics.json", metrics)
+
+    # -- state, for resume
+    def save_state(self, **state) -> None:
+        self.write_json("state.json", {**self.read_json("state.json", {}), **state})
+
+    def state(self) -> dict:
+        return self.read_json("state.json", {})
+
+    # -- checkpoints
+    def save_checkpoint(self, model: keras.Model, which: str = "last") -> Path:
+        path = self.file(f"{which}.keras")
+        with atomic_output(path, force=True) as tmp:
+            model.save(tmp)
+        return path
+
+    # -- the epoch log
+    def log_rows(self) -> list[dict]:
+        path = self.file("log.csv")
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+    def log(self, row: dict) -> None:
+        """Append one row to log.csv (rewritten atomically) and redraw curves.png."""
+        rows = self.log_rows() + [{k: float(v) for k, v in row.items()}]
+        self._write_log(rows)
+        self.plot_curves(rows)
+
+    def truncate_log(self, first_lost_epoch: int) -> list[dict]:
+        """Drop rows of epochs that a resume will run again."""
+        rows = [r for r in self.log_rows() if r.get("epoch", 0) < first_lost_epoch]
+        self._write_log(rows)
+        return rows
+
+    def _write_log(self, rows: list[dict]) -> None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.file("log.csv"), buffer.getvalue())
+
+    def plot_curves(self, rows: list[dict] | None = None) -> Path | None:
+        """One panel per metric, training and validation together."""
+        rows = self.log_rows() if rows is None else rows
+        names = [k for k in dict.fromkeys(k for r in rows for k in r)
+                 if k not in ("epoch", "step", "learning_rate", "time") and not k.startswith("val_")]
+        if not rows or not names:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        x_key = "epoch" if "epoch" in rows[0] else "step"
+        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            for key, style in ((name, "-"), ("val_" + name, "--")):
+                points = [(r[x_key], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+                if points:
+                    ax.plot(*zip(*points), style, label=key)
+            ax.set_xlabel(x_key)
+            ax.set_title(name)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_output(self.file("curves.png"), force=True) as tmp:
+            fig.savefig(tmp, dpi=80)
+        plt.close(fig)
+        return self.file("curves.png")
+
+
+def _latest_run(app: str) -> Path:
+    runs = sorted(RUNS_DIR.glob(f"{app}-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise BadInput(f"--resume: no earlier run of {app} under {RUNS_DIR}/ (pass --out DIR)")
+    return runs[-1]
+
+
+def start_run(app: str, config, out: Path | None = None, resume: bool = False, seed: int = 0,
+              epochs: int | None = None) -> Run:
+    """Create (or reopen, with `resume`) a run directory and set the seed once.
+
+    On resume the saved config wins, so a resumed run is the run that was
+    started; only `epochs` may be raised to train longer.
+    """
+    config_type = type(config)
+    if resume:
+        path = Path(out) if out else _latest_run(app)
+        if not (path / "config.json").exists():
+            raise BadInput(f"{path}: not a run directory to resume (no config.json)")
+        saved = json.loads((path / "config.json").read_text())
+        seed = saved.pop("seed", seed)
+        saved.pop("app", None)
+        config = config_type(**saved)
+    else:
+        path = Path(out) if out else RUNS_DIR / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if path.exists() and any(path.iterdir()):
+            raise BadInput(f"{path}: run directory exists and is not empty (pass --resume to continue it)")
+        path.mkdir(parents=True, exist_ok=True)
+    if epochs is not None and hasattr(config, "epochs"):
+        config = dataclasses.replace(config, epochs=epochs)
+    run = Run(path=path, config=config, resumed=resume)
+    run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config)})
+    keras.utils.set_random_seed(seed)
+    return run
+
+
+class _AtomicCheckpoint(keras.callbacks.Callback):
+    """Save `last.keras` every epoch and `best.keras` when `monitor` improves."""
+
+    def __init__(self, run: Run, monitor: str, mode: str, best: float | None):
+        super().__init__()
+        self.run, self.monitor, self.sign = run, monitor, (1 if mode == "min" else -1)
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or self.sign * value < self.sign * self.best):
+            self.best = float(value)
+            self.run.save_checkpoint(self.model, "best")
+        self.run.save_checkpoint(self.model, "last")
+
+
+class _EpochLog(keras.callbacks.Callback):
+    def __init__(self, run: Run):
+        super().__init__()
+        self.run, self.started = run, time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.log({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
+                      "time": time.time() - self.started})
+
+
+def _tensorboard(run: Run) -> list[keras.callbacks.Callback]:
+    """TensorBoard needs TensorFlow's summary writer; JAX-only machines go without."""
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(run.file("tensorboard")))]
+
+
+def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, monitor: str = "val_loss",
+        mode: str = "min", callbacks: list | None = None, **fit_kwargs) -> keras.callbacks.History:
+    """`model.fit` with the harness's logs, checkpoints and resume."""
+    backup = run.file("backup")
+    done = json.loads((backup / "training_metadata.json").read_text())["epoch"] if (
+        backup / "training_metadata.json").exists() else 0
+    rows = run.truncate_log(done) if run.resumed else []
+    previous = [r[monitor] for r in rows if monitor in r]
+    best = (min if mode == "min" else max)(previous) if previous else None
+    all_callbacks = [
+        *(callbacks or []),
+        _AtomicCheckpoint(run, monitor, mode, best),
+        _EpochLog(run),
+        *_tensorboard(run),
+        # Last, so an epoch counts as done only once its checkpoints and log row exist.
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+    ]
+    # A progress bar on a terminal; one line per epoch in logs and CI.
+    fit_kwargs.setdefault("verbose", "auto" if sys.stdout.isatty() else 2)
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=all_callbacks, **fit_kwargs)
+    run.save_state(finished=True, epochs=epochs)
+    return history
+
+
+def resolve_weights(weights: Path | None, shipped: Path) -> Path:
+    """`--weights` as given: a .keras file, a run directory (its best checkpoint), or the shipped file."""
+    if weights is None:
+        if not shipped.exists():
+            raise BadInput(f"{shipped}: shipped weights are missing; train first or pass --weights")
+        return shipped
+    weights = Path(weights)
+    if weights.is_dir():
+        for name in ("best.keras", "last.keras"):
+            if (weights / name).exists():
+                return weights / name
+        raise BadInput(f"{weights}: run directory has no best.keras or last.keras checkpoint")
+    check_input_file(weights)
+    if weights.suffix != ".keras":
+        raise BadInput(f"{weights}: expected a .keras file or a run directory")
+    return weights
+
+
+def load_model(path: Path) -> keras.Model:
+    """Load a .keras file with safe_mode=True, turning a bad file into one line."""
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here
+        raise BadInput(f"{path}: not a loadable .keras model ({type(error).__name__}: {str(error)[:120]})") from None
