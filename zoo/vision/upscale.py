@@ -60,12 +60,13 @@ class Config:
     epochs: int = 10
     steps_per_epoch: int = 100
     learning_rate: float = 1e-3
+    workers: int = 1  # threads cutting patches; Pillow's resize releases the GIL
     data: str | None = None
 
 
 PRESETS = {
     "quick": Config(),
-    "full": Config(epochs=60, steps_per_epoch=500, batch_size=32, patch=48),
+    "full": Config(epochs=40, steps_per_epoch=500, batch_size=32, patch=48, workers=4),
 }
 
 
@@ -169,7 +170,8 @@ def build_model(config: Config) -> keras.Model:
         x = layers.Add(name=f"block{i}")([x, y])
     x = layers.Conv2D(config.features, name="body_end", **conv)(x)
     x = layers.Add(name="body")([x, head])
-    x = layers.Conv2D(config.scale**2, name="subpixel", **conv)(x)
+    # Zero-initialised, so an untrained model is exactly bicubic and training only adds detail.
+    x = layers.Conv2D(config.scale**2, kernel_initializer="zeros", name="subpixel", **conv)(x)
     residual = DepthToSpace(config.scale, name="depth_to_space")(x)
     bicubic = BicubicUpsample(config.scale, name="bicubic")(low)
     high = layers.Add(name="high_res_y")([bicubic, residual])
@@ -219,22 +221,26 @@ def crop_to_multiple(rgb: np.ndarray, scale: int) -> np.ndarray:
 
 
 class PatchDataset(keras.utils.PyDataset):
-    """Random (low, high) Y patch pairs cut from photos, made fresh each epoch.
+    """Random (low, high) luma patch pairs cut from photos, made fresh each epoch.
 
     A photo is drawn with probability proportional to its area, cropped, flipped
-    and rotated at random, then degraded exactly as evaluation degrades it.
+    and rotated at random, then shrunk with the same antialiased bicubic filter
+    that evaluation uses. Luma is computed once per photo: Y is affine in RGB
+    and resizing is linear, so shrinking Y equals taking Y of the shrunk photo,
+    up to the 8-bit rounding that evaluation adds.
     """
 
     def __init__(self, photos: list[np.ndarray], scale: int, patch: int, batch_size: int, steps: int,
-                 seed: int, augment: bool = True):
-        super().__init__()
+                 seed: int, augment: bool = True, workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False)
         big = [p for p in photos if min(p.shape[:2]) >= patch * scale]
         if not big:
             raise BadInput(f"no training photo is at least {patch * scale} pixels a side")
-        self.photos, self.scale, self.patch = big, scale, patch
+        self.lumas = [rgb_to_ycbcr(p)[..., 0] for p in big]
+        self.scale, self.patch = scale, patch
         self.batch_size, self.steps, self.seed, self.augment = batch_size, steps, seed, augment
-        areas = np.array([p.shape[0] * p.shape[1] for p in big], np.float64)
-        self.weights = areas / areas.sum()
+        areas = np.array([y.size for y in self.lumas], np.float64)
+        self.cumulative = np.cumsum(areas / areas.sum())
         self.epoch = 0
 
     def __len__(self):
@@ -246,20 +252,21 @@ class PatchDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, self.epoch if self.augment else 0, index])
         side = self.patch * self.scale
-        lows, highs = [], []
-        for _ in range(self.batch_size):
-            photo = self.photos[rng.choice(len(self.photos), p=self.weights)]
-            top = rng.integers(0, photo.shape[0] - side + 1)
-            left = rng.integers(0, photo.shape[1] - side + 1)
-            high = photo[top: top + side, left: left + side]
+        lows = np.empty((self.batch_size, self.patch, self.patch, 1), np.float32)
+        highs = np.empty((self.batch_size, side, side, 1), np.float32)
+        for i in range(self.batch_size):
+            y = self.lumas[int(np.searchsorted(self.cumulative, rng.random()))]
+            top = rng.integers(0, y.shape[0] - side + 1)
+            left = rng.integers(0, y.shape[1] - side + 1)
+            high = y[top: top + side, left: left + side]
             if self.augment:
                 high = np.rot90(high, rng.integers(4))
                 if rng.random() < 0.5:
                     high = high[:, ::-1]
-            high = np.ascontiguousarray(high)
-            lows.append(rgb_to_ycbcr(downscale(high, self.scale))[..., :1])
-            highs.append(rgb_to_ycbcr(high)[..., :1])
-        return np.stack(lows), np.stack(highs)
+            highs[i, ..., 0] = high
+            shrunk = Image.fromarray(np.ascontiguousarray(high), "F").resize((self.patch, self.patch), Image.BICUBIC)
+            lows[i, ..., 0] = np.asarray(shrunk)
+        return lows, highs
 
 
 def training_photos(data: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -382,7 +389,7 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     train_photos, validation_photos = training_photos(config.data)
     steps = config.epochs * config.steps_per_epoch
     patches = PatchDataset(train_photos, config.scale, config.patch, config.batch_size,
-                           config.steps_per_epoch, seed)
+                           config.steps_per_epoch, seed, workers=config.workers)
     low, high = PatchDataset(validation_photos, config.scale, config.patch, 64, 1, seed + 1, augment=False)[0]
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)),
