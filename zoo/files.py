@@ -51,7 +51,10 @@ def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
     format from the extension (Pillow, Keras, matplotlib) behave the same.
     """
     path = check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as error:  # read-only or special file systems, which os.access can't foresee for root
+        raise BadInput(f"{path}: cannot write in folder {path.parent} ({error.strerror})") from None
     os.close(fd)
     tmp = Path(tmp)
     try:

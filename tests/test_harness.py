@@ -1,0 +1,87 @@
+"""The training harness: run directories, atomic checkpoints, and resume after kill -9."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from zoo import train as harness
+from zoo.errors import BadInput
+
+JOB = Path(__file__).with_name("harness_job.py")
+REPO = JOB.parent.parent
+
+
+def job(run_dir, *flags):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, str(JOB), str(run_dir), *flags], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def logged_epochs(run_dir):
+    with open(run_dir / "log.csv") as f:
+        return [int(float(row["epoch"])) for row in csv.DictReader(f)]
+
+
+def test_kill_9_mid_epoch_then_resume_finishes_the_planned_epochs(tmp_path):
+    run_dir = tmp_path / "run"
+    first = job(run_dir)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+            (run_dir / "log.csv").exists() and len(logged_epochs(run_dir)) >= 2):
+        time.sleep(0.1)
+    time.sleep(0.4)  # into the third epoch
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done_before_kill = len(logged_epochs(run_dir))
+    assert 2 <= done_before_kill < 6
+
+    second = job(run_dir, "--resume")
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output
+    assert logged_epochs(run_dir) == list(range(6))  # each epoch once, none lost but the one in flight
+    assert f"Epoch {done_before_kill + 1}/6" in output and "Epoch 1/6" not in output
+    for name in ("best.keras", "last.keras", "curves.png", "config.json", "state.json"):
+        assert (run_dir / name).exists(), name
+    assert harness.load_model(run_dir / "best.keras").count_params() > 0
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_new_run_refuses_a_used_directory(tmp_path):
+    @__import__("dataclasses").dataclass
+    class Config:
+        epochs: int = 1
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "log.csv").write_text("epoch\n0\n")
+    with pytest.raises(BadInput, match="--resume"):
+        harness.start_run("app", Config(), tmp_path / "used")
+    with pytest.raises(BadInput, match="not a run directory"):
+        harness.start_run("app", Config(), tmp_path / "used", resume=True)
+    run = harness.start_run("app", Config(), tmp_path / "fresh", epochs=3)
+    assert run.config.epochs == 3 and (tmp_path / "fresh" / "config.json").exists()
+
+
+def test_resolve_weights(tmp_path):
+    shipped = tmp_path / "shipped.keras"
+    with pytest.raises(BadInput, match="missing"):
+        harness.resolve_weights(None, shipped)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(BadInput, match="no best.keras"):
+        harness.resolve_weights(tmp_path / "run", shipped)
+    (tmp_path / "run" / "best.keras").write_bytes(b"")
+    assert harness.resolve_weights(tmp_path / "run", shipped).name == "best.keras"
+    (tmp_path / "w.h5").write_bytes(b"")
+    with pytest.raises(BadInput, match="expected a .keras file"):
+        harness.resolve_weights(tmp_path / "w.h5", shipped)
+
+
+def test_corrupt_weights_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(BadInput, match="not a loadable .keras model"):
+        harness.load_model(tmp_path / "broken.keras")
