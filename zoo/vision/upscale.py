@@ -84,7 +84,7 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 
 def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     """float YCbCr in [0, 1] -> uint8 RGB, rounded and clipped."""
-    rgb = (ycbcr - _YCBCR_OFFSET) @ np.linalg.inv(_RGB_TO_YCBCR).T
+    rgb = (ycbcr - _YCBCR_OFFSET.astype(np.float32)) @ np.linalg.inv(_RGB_TO_YCBCR).T.astype(np.float32)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -284,47 +284,57 @@ def training_photos(data: str | None) -> tuple[list[np.ndarray], list[np.ndarray
 # ---------------------------------------------------------------- inference
 
 
-def upscale_planes(model: keras.Model, planes: np.ndarray, scale: int, tile: int = 256) -> np.ndarray:
+def _tiles(height: int, width: int, tile: int, margin: int):
+    """Yield (core, window) boxes (top, bottom, left, right): the window adds `margin` of context."""
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            yield (top, bottom, left, right), (max(top - margin, 0), min(bottom + margin, height),
+                                               max(left - margin, 0), min(right + margin, width))
+
+
+def _run_cropped(model: keras.Model, planes: np.ndarray, core, window, scale: int) -> np.ndarray:
+    """`model` on each channel of a window (channels as a batch), cropped back to the core."""
+    top, bottom, left, right = core
+    t0, _, l0, _ = window
+    result = keras.ops.convert_to_numpy(model(np.moveaxis(planes, -1, 0)[..., None], training=False))[..., 0]
+    kept = result[:, (top - t0) * scale: (bottom - t0) * scale, (left - l0) * scale: (right - l0) * scale]
+    return np.moveaxis(kept, 0, -1)
+
+
+def upscale_planes(model: keras.Model, planes: np.ndarray, scale: int, tile: int = 384) -> np.ndarray:
     """Run `model` on an (H, W, C) float image tile by tile, each with a margin of context.
 
     The margin is the receptive radius, so every kept output pixel sees exactly
     what it would see in one whole-image pass; only the memory differs.
     """
-    height, width, _ = planes.shape
-    margin = receptive_radius(model)
-    out = np.empty((height * scale, width * scale, planes.shape[2]), np.float32)
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            t0, l0 = max(top - margin, 0), max(left - margin, 0)
-            t1, l1 = min(bottom + margin, height), min(right + margin, width)
-            window = np.moveaxis(planes[t0:t1, l0:l1], -1, 0)[..., None]  # channels as a batch
-            result = keras.ops.convert_to_numpy(model(window, training=False))[..., 0]
-            keep = result[:, (top - t0) * scale: (bottom - t0) * scale, (left - l0) * scale: (right - l0) * scale]
-            out[top * scale: bottom * scale, left * scale: right * scale] = np.moveaxis(keep, 0, -1)
+    height, width, channels = planes.shape
+    out = np.empty((height * scale, width * scale, channels), np.float32)
+    for core, window in _tiles(height, width, tile, receptive_radius(model)):
+        t0, t1, l0, l1 = window
+        top, bottom, left, right = core
+        out[top * scale: bottom * scale, left * scale: right * scale] = _run_cropped(
+            model, planes[t0:t1, l0:l1], core, window, scale)
     return out
 
 
-def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 256) -> np.ndarray:
+def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 384) -> np.ndarray:
     """uint8 RGB -> uint8 RGB upscaled: the model on Y, bicubic on chroma, tile by tile.
 
-    Tiles are processed whole (YCbCr in, RGB out), so peak memory is the input,
+    Each tile goes all the way from RGB to RGB, so peak memory is the uint8 input,
     the uint8 output and one tile's activations, whatever the photo's size.
     """
     scale = model_scale(model)
     chroma = keras.Sequential([keras.Input((None, None, 1)), BicubicUpsample(scale)])
     height, width, _ = rgb.shape
     out = np.empty((height * scale, width * scale, 3), np.uint8)
-    band = tile * 4  # convert colour a band of rows at a time, to bound the float copies
-    margin = max(receptive_radius(model), 2)
-    for top in range(0, height, band):
-        bottom = min(top + band, height)
-        t0, t1 = max(top - margin, 0), min(bottom + margin, height)
-        ycbcr = rgb_to_ycbcr(rgb[t0:t1])
-        y = upscale_planes(model, ycbcr[..., :1], scale, tile)
-        cbcr = upscale_planes(chroma, ycbcr[..., 1:], scale, tile)
-        rows = slice((top - t0) * scale, (bottom - t0) * scale)
-        out[top * scale: bottom * scale] = ycbcr_to_rgb(np.concatenate([y[rows], cbcr[rows]], axis=-1))
+    for core, window in _tiles(height, width, tile, max(receptive_radius(model), receptive_radius(chroma))):
+        t0, t1, l0, l1 = window
+        top, bottom, left, right = core
+        ycbcr = rgb_to_ycbcr(rgb[t0:t1, l0:l1])
+        upscaled = np.concatenate([_run_cropped(model, ycbcr[..., :1], core, window, scale),
+                                   _run_cropped(chroma, ycbcr[..., 1:], core, window, scale)], axis=-1)
+        out[top * scale: bottom * scale, left * scale: right * scale] = ycbcr_to_rgb(upscaled)
     return out
 
 
