@@ -152,3 +152,37 @@ def test_train_then_evaluate_and_demo_with_the_run(zoo, tmp_path, monkeypatch):
     assert zoo("train", "upscale", "--out", run).code == 2  # used directory without --resume
     metrics = json.loads(zoo("evaluate", "upscale", "--weights", run, "--json").out)
     assert metrics["images"] == 4 and abs(metrics["gain_db"]) < 1.0
+
+
+def test_evaluate_on_a_folder_of_photos(zoo, tmp_path):
+    from skimage import data
+
+    Image.fromarray(data.rocket()).save(tmp_path / "rocket.png")
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.jpg")
+    (tmp_path / "readme.txt").write_text("not a photo")
+    metrics = json.loads(zoo("evaluate", "upscale", "--data", tmp_path, "--json").out)
+    assert metrics["images"] == 2 and set(metrics["per_image"]) == {"rocket.png", "astronaut.jpg"}
+
+
+def test_bsds500_loader_unpacks_the_archive_layout(tmp_path, monkeypatch):
+    """The real loader, fed a small archive with BSDS500's layout over file:// (no internet here)."""
+    import dataclasses
+    import hashlib
+    import tarfile
+
+    from skimage import data
+
+    from zoo.data import catalog, photos
+
+    folder = tmp_path / "src" / "BSR" / "BSDS500" / "data" / "images" / "train"
+    folder.mkdir(parents=True)
+    Image.fromarray(data.coffee()).save(folder / "100075.jpg")
+    archive = tmp_path / "BSR_bsds500.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "BSR", arcname="BSR")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    fake = dataclasses.replace(catalog.DATASETS["bsds500"], url=archive.as_uri(),
+                               sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
+    monkeypatch.setitem(catalog.DATASETS, "bsds500", fake)
+    loaded = photos.bsds500("train")
+    assert list(loaded) == ["100075.jpg"] and loaded["100075.jpg"].shape == (400, 600, 3)

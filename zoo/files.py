@@ -43,6 +43,21 @@ def check_output_path(path: Path, force: bool = False) -> Path:
     return path
 
 
+def output_for(source: Path, output: Path | None, default_name: str, many: bool) -> Path:
+    """Where a demo writes its result for `source`.
+
+    No -o: `default_name` in the current folder. One input: -o is the file.
+    Several inputs: -o must be an existing folder, and holds `default_name`s.
+    """
+    if output is None:
+        return Path(default_name)
+    if many:
+        if not Path(output).is_dir():
+            raise BadInput(f"{output}: with several inputs, -o must be an existing folder")
+        return Path(output) / default_name
+    return Path(output)
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; rename it onto `path` on success only.

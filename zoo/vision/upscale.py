@@ -43,7 +43,7 @@ from zoo import registry, train as harness
 from zoo.data import photos as photo_data
 from zoo.data.images import read_image, save_image
 from zoo.errors import BadInput
-from zoo.files import check_output_path
+from zoo.files import check_output_path, output_for
 
 SCALES = (2, 3, 4)
 VALIDATION_PHOTOS = ("astronaut", "gravel")  # taken out of the training photos to pick the best epoch
@@ -419,24 +419,14 @@ def evaluate(weights: Path | None = None, data: Path | None = None, scale: str |
     return evaluate_model(model, photos)
 
 
-def _output_for(source: Path, output: Path | None, scale: int, many: bool) -> Path:
-    default_name = f"{source.stem}_x{scale}.png"
-    if output is None:
-        return Path(default_name)
-    if many:
-        if not output.is_dir():
-            raise BadInput(f"{output}: with several inputs, -o must be an existing folder")
-        return output / default_name
-    return output
-
-
 def demo(inputs: list[Path], weights: Path | None = None, output: Path | None = None, force: bool = False,
          scale: str | None = None) -> list[dict]:
     # Check every input and output before any work, so a bad one costs nothing.
     images = [read_image(p, min_side=MIN_SIDE) for p in inputs]
     model = _load(weights, scale)
     factor = model_scale(model)
-    targets = [check_output_path(_output_for(p, output, factor, len(inputs) > 1), force) for p in inputs]
+    targets = [check_output_path(output_for(p, output, f"{p.stem}_x{factor}.png", len(inputs) > 1), force)
+               for p in inputs]
     results = []
     for source, image, target in zip(inputs, images, targets):
         upscaled = upscale_image(model, image)
