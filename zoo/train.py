@@ -43,6 +43,7 @@ class Run:
 
     path: Path
     config: object
+    seed: int = 0
     resumed: bool = False
 
     def file(self, name: str) -> Path:
@@ -108,7 +109,10 @@ class Run:
                  if k not in ("epoch", "step", "learning_rate", "time") and not k.startswith("val_")]
         if not rows or not names:
             return None
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:  # a bare JAX machine may lack it; log.csv still has every number
+            return None
 
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
@@ -160,7 +164,7 @@ def start_run(app: str, config, out: Path | None = None, resume: bool = False, s
         path.mkdir(parents=True, exist_ok=True)
     if epochs is not None and hasattr(config, "epochs"):
         config = dataclasses.replace(config, epochs=epochs)
-    run = Run(path=path, config=config, resumed=resume)
+    run = Run(path=path, config=config, seed=seed, resumed=resume)
     run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config)})
     keras.utils.set_random_seed(seed)
     return run

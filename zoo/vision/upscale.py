@@ -375,13 +375,9 @@ def evaluate_model(model: keras.Model, photos: dict[str, np.ndarray]) -> dict:
             "gain_db": round(mean("psnr_y") - mean("bicubic_psnr_y"), 3), "per_image": per_image}
 
 
-def _scale_or_default(scale: str | int | None) -> int:
-    return int(scale) if scale else 2
-
-
 def _load(weights: Path | None, scale: str | int | None) -> keras.Model:
-    """Shipped weights for `scale`, or the user's file, whose own scale must agree."""
-    shipped = registry.get("upscale").weights_path(f"x{_scale_or_default(scale)}")
+    """Shipped weights for `scale` (default 2), or the user's file, whose own scale must agree."""
+    shipped = registry.get("upscale").weights_path(f"x{scale or 2}")
     model = harness.load_model(harness.resolve_weights(weights, shipped))
     if scale and model_scale(model) != int(scale):
         raise BadInput(f"{weights}: this model upscales {model_scale(model)}x, not {scale}x (drop --scale)")
@@ -399,15 +395,15 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     train_photos, validation_photos = training_photos(config.data)
     steps = config.epochs * config.steps_per_epoch
     patches = PatchDataset(train_photos, config.scale, config.patch, config.batch_size,
-                           config.steps_per_epoch, seed, workers=config.workers)
-    low, high = PatchDataset(validation_photos, config.scale, config.patch, 64, 1, seed + 1, augment=False)[0]
+                           config.steps_per_epoch, run.seed, workers=config.workers)
+    low, high = PatchDataset(validation_photos, config.scale, config.patch, 64, 1, run.seed + 1, augment=False)[0]
     model = build_model(config)
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)),
                   loss="mean_absolute_error", metrics=[psnr_metric])
     harness.fit(run, model, patches, (low, high), epochs=config.epochs, monitor="val_psnr", mode="max")
     best = harness.load_model(run.file("best.keras"))
-    held_out = photo_data.sample_photos("test") if not config.data else dict(
-        zip(["validation"], validation_photos))
+    # With --data, the folder's first photo (held out from training) stands in for a test set.
+    held_out = {"validation": validation_photos[0]} if config.data else photo_data.sample_photos("test")
     metrics = evaluate_model(best, held_out)
     run.write_metrics(metrics)
     return {"run": str(run.path), **{k: v for k, v in metrics.items() if k != "per_image"}}
