@@ -1,6 +1,7 @@
 """Super-resolution: the bicubic layer, tiling, the shipped weights, the CLI and its bad inputs."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -186,3 +187,15 @@ def test_bsds500_loader_unpacks_the_archive_layout(tmp_path, monkeypatch):
     monkeypatch.setitem(catalog.DATASETS, "bsds500", fake)
     loaded = photos.bsds500("train")
     assert list(loaded) == ["100075.jpg"] and loaded["100075.jpg"].shape == (400, 600, 3)
+
+
+def test_tensorflow_start_up_noise_is_hidden(photo_file, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.endswith("MIN_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "cli.py", "demo", "upscale", photo_file, "-o", tmp_path / "o.png"],
+                          cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-500:]
