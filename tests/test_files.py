@@ -21,7 +21,9 @@ def test_atomic_output_replaces_only_on_success(tmp_path):
     with atomic_output(target, force=True) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new"
-    assert target.stat().st_mode & 0o777 == 0o666 & ~os.umask(os.umask(0))  # not mkstemp's private 0600
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
 
 
 def test_existing_output_needs_force(tmp_path):
