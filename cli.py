@@ -176,6 +176,15 @@ def _common_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]
     ]
 
 
+def _echo_mapping(mapping: dict, indent: int = 0) -> None:
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            click.echo(f"{' ' * indent}{key}:")
+            _echo_mapping(value, indent + 2)
+        else:
+            click.echo(f"{' ' * indent}{key}: {value}")
+
+
 def _print_result(action: str, result, as_json: bool) -> None:
     if as_json:
         _echo_json(result)
@@ -183,8 +192,7 @@ def _print_result(action: str, result, as_json: bool) -> None:
         for item in result:
             click.echo(item.get("text") or "  ".join(f"{k}: {v}" for k, v in item.items()))
     else:
-        for key, value in result.items():
-            click.echo(f"{key}: {value}")
+        _echo_mapping(result)
 
 
 def _app_command(spec: registry.AppSpec, action: str) -> click.Command:
@@ -218,6 +226,69 @@ class AppGroup(click.Group):
 zoo.add_command(AppGroup("train", help="Train an app; the run directory keeps logs, curves and checkpoints."))
 zoo.add_command(AppGroup("evaluate", help="Evaluate weights (shipped by default) beside the app's baseline."))
 zoo.add_command(AppGroup("demo", help="Run an app on your input files."))
+
+
+# ------------------------------------------------- explain / visualize
+
+
+def _explainer(app: str, weights: Path | None):
+    """zoo.vision.explain (Keras) and the app's Explainable, imported only when the command runs."""
+    spec = registry.get(app)
+    verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
+    with _stderr_silenced(not verbose):
+        from zoo.vision import explain
+
+        return explain, explain.load(spec.name, weights)
+
+
+@zoo.command()
+@click.argument("app")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The saliency overlay (PNG).")
+@click.option("--method", type=click.Choice(["gradcam", "integrated-gradients"]), default="gradcam",
+              show_default=True, help="Grad-CAM (class-specific, coarse) or integrated gradients (pixel-sharp).")
+@click.option("--target", help="Class to explain, by name or index (default: the top prediction).")
+@click.option("--layer", help="Convolutional layer for Grad-CAM (default: the last one).")
+@click.option("--weights", type=click.Path(path_type=Path), help="A .keras file or a run directory.")
+@click.option("--force", is_flag=True, help="Overwrite the output.")
+def explain(app: str, image: Path, output: Path, method: str, target: str | None, layer: str | None,
+            weights: Path | None, force: bool) -> None:
+    """Which pixels made APP's model decide: a saliency map over IMAGE as the model saw it."""
+    from zoo.data.images import read_image, save_image
+    from zoo.files import check_output_path
+
+    photo = read_image(image)
+    check_output_path(output, force)
+    tools, explainable = _explainer(app, weights)
+    heatmap, seen, label = tools.saliency(explainable, photo, method, target, layer)
+    save_image(tools.overlay(seen, heatmap), output, force=force)
+    click.echo(f"{image}: {method} map{f' for {label}' if label else ''} -> {output}")
+
+
+@zoo.command()
+@click.argument("app")
+@click.option("--layer", required=True, help="Convolutional layer whose channels to visualise.")
+@click.option("--channel", type=click.IntRange(min=0), help="One channel (default: 0, or a grid with --channels).")
+@click.option("--channels", type=click.IntRange(min=1), help="A grid of the layer's first N channels.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The image (PNG).")
+@click.option("--steps", type=click.IntRange(min=1), default=256, show_default=True, help="Gradient-ascent steps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--weights", type=click.Path(path_type=Path), help="A .keras file or a run directory.")
+@click.option("--force", is_flag=True, help="Overwrite the output.")
+def visualize(app: str, layer: str, channel: int | None, channels: int | None, output: Path, steps: int, seed: int,
+              weights: Path | None, force: bool) -> None:
+    """What a channel of APP's model responds to: an image optimised to excite it (activation maximisation)."""
+    from zoo.data.images import save_image
+    from zoo.files import check_output_path
+
+    if channel is not None and channels is not None:
+        raise BadInput("--channel and --channels: pass one of them")
+    check_output_path(output, force)
+    tools, explainable = _explainer(app, weights)
+    picked = list(range(channels)) if channels else [channel or 0]
+    images = tools.visualize(explainable, layer, picked, steps=steps, seed=seed)
+    save_image(tools.enlarge(tools.grid(images), min_side=tools.MIN_DISPLAY_SIDE), output, force=force)
+    click.echo(f"{app} {layer} channel{'s 0-' + str(channels - 1) if channels else ' ' + str(picked[0])} -> {output}")
 
 
 # ------------------------------------------------------------------ data
