@@ -93,10 +93,10 @@ def list_apps(pattern: str, as_json: bool) -> None:
         return
     if not specs:
         raise BadInput(f"no app matches {pattern!r}")
-    width = max(len(s.name) for s in specs)
+    tags = {s.name: ",".join(w["tag"] for w in s.weights) or "-" for s in specs}
+    width, tag_width = max(len(s.name) for s in specs), max(len(t) for t in tags.values())
     for s in specs:
-        tags = ",".join(w["tag"] for w in s.weights) or "-"
-        click.echo(f"{s.name:<{width}}  {s.kind:<7} {tags:<10} {s.summary}")
+        click.echo(f"{s.name:<{width}}  {s.kind:<7} {tags[s.name]:<{tag_width}}  {s.summary}")
 
 
 def _card_lines(spec: registry.AppSpec) -> list[str]:
