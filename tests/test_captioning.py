@@ -177,7 +177,8 @@ def test_demo_prints_caption_beams_and_attention_maps(zoo, tiny, tmp_path):
     assert [Path(p).name for p in item["attention_maps"]] == [
         f"scene0_{i:02d}_{w.strip('<>')}.png" for i, w in enumerate(words, 1)]
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(Path(p).name for p in item["attention_maps"])
-    assert Image.open(item["attention_maps"][0]).size == (224, 224)
+    # The tiny model's caption can be empty (it may say <end> at once); every map it drew is full size.
+    assert all(Image.open(p).size == (224, 224) for p in item["attention_maps"])
     plain = zoo("demo", "captioning", photo, "--weights", tiny["dir"], "--beam", 2)
     assert plain.code == 0 and plain.out.strip() == item["caption"]
     again = zoo("demo", "captioning", photo, "--weights", tiny["dir"], "--beam", 2, "-o", tmp_path / "maps")
