@@ -110,6 +110,8 @@ def test_metrics_reward_exact_captions_only():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """An untrained tiny captioner saved as a run directory would hold it, plus a few photos."""
+    import keras
+
     from zoo.text import captioning
 
     folder = tmp_path_factory.mktemp("captioning")
@@ -117,6 +119,7 @@ def tiny(tmp_path_factory):
     tokenizer = Tokenizer.fit([c for refs in references for c in refs])
     tokenizer.save(folder / "vocab.txt")
     config = captioning.Config(vocab_size=len(tokenizer), embed_dim=32, ff_dim=64, heads=2, decoder_layers=1)
+    keras.utils.set_random_seed(0)  # the same untrained weights, and so the same captions, on every run
     model = captioning.build_model(config)
     model.save(folder / "best.keras")
     images, references = caption_data.scenes("test", 3)
