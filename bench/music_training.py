@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measure(batches: int) -> dict:
     """Runs in the child process: tokens per second of `train_on_batch` under this process's backend."""
-    import time
-
     import keras
     import numpy as np
 
@@ -37,7 +36,7 @@ def measure(batches: int) -> dict:
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.context)
     inputs = {"tokens": rng.integers(1, music.VOCAB_SIZE, shape).astype("int32"),
-              "positions": rng.integers(0, 96, shape).astype("int32")}
+              "positions": rng.integers(0, music.music_data.POSITIONS, shape).astype("int32")}
     targets = rng.integers(1, music.VOCAB_SIZE, shape).astype("int32")
     for _ in range(2):  # compile, then one more to settle
         model.train_on_batch(inputs, targets)

@@ -260,9 +260,7 @@ ACCURACY_TARGETS = {"fashion-mnist": 0.915, "fashion-mnist-quick": 0.90}
 @pytest.mark.parametrize("tag", list(ACCURACY_TARGETS))
 def test_model_card_numbers_are_those_of_the_shipped_file(tag):
     spec = registry.get("classify")
-    entry = next((e for e in spec.weights if e["tag"] == tag), None)
-    if entry is None:
-        pytest.skip(f"no shipped {tag} weights")
+    entry = spec.weights_entry(tag)
     path = registry.WEIGHTS_DIR / entry["file"]
     assert registry.sha256_of(path) == entry["sha256"]
     assert path.stat().st_size < 5_000_000

@@ -318,9 +318,9 @@ def test_shipped_weights_reproduce_the_model_card():
     from zoo import registry
     from zoo.audio import music
 
-    entry = registry.get("music").weights_entry()
-    path = registry.WEIGHTS_DIR / entry["file"]
-    assert registry.sha256_of(path) == entry["sha256"]
+    spec = registry.get("music")
+    entry = spec.weights_entry()
+    assert registry.sha256_of(spec.weights_path()) == entry["sha256"]
     splits = music.load_lines("chorales", None)
     nll = music.model_nll(music.load_weights(None), splits["test"])
     assert nll == pytest.approx(entry["metrics"]["nll"], abs=1e-3)

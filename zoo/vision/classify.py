@@ -3,7 +3,8 @@
 The network is a ResNet in miniature (He et al., "Deep Residual Learning for
 Image Recognition", CVPR 2016): a stem convolution, then stages of residual
 blocks with batch normalisation, each stage after the first halving the side
-(its first convolution strided, as in ResNet) and doubling the channels, then global average pooling and one dense layer.
+(its first convolution strided, as in ResNet) and doubling the channels, then
+global average pooling and one dense layer.
 Random horizontal flips and shifts (Keras preprocessing layers, run in a
 parallel tf.data input pipeline beside the training step) augment the data;
 AdamW (Loshchilov & Hutter, ICLR 2019) with a one-cycle schedule (linear
@@ -302,7 +303,8 @@ def compile_for_training(model: keras.Model, config: Config, steps: int) -> None
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                  # On a CPU, TensorFlow's oneDNN convolutions outrun XLA's (bench/classify_throughput.py); JAX always compiles.
+                  # On a CPU, TensorFlow's oneDNN convolutions outrun XLA's (bench/classify_throughput.py);
+                  # JAX always compiles.
                   jit_compile=keras.backend.backend() != "tensorflow")
 
 
