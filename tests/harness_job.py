@@ -35,6 +35,7 @@ def main(out: str, resume: bool) -> None:
     model.compile(optimizer="adam", loss="mse")
     harness.fit(run, model, x, validation=(x, y), y=y, epochs=run.config.epochs, batch_size=16,
                 callbacks=[SlowBatches()])
+    harness.best_model(run)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,20 @@ def test_model_round_trips_with_its_class_names(tiny_weights):
     assert model.predict(x, verbose=0).shape == (2, 10)
 
 
+def test_a_model_trained_on_mirror_images_averages_both_views(tiny_weights):
+    from zoo import train as harness
+
+    model = harness.load_model(tiny_weights)
+    assert model.get_layer("labels").mirrored  # TINY keeps the default: trained with flips
+    x = np.random.default_rng(0).uniform(0, 255, (3, 28, 28, 1)).astype(np.float32)
+    model.get_layer("labels").mirrored = False
+    single = [classify.predict_probabilities(model, view) for view in (x, x[:, :, ::-1])]
+    model.get_layer("labels").mirrored = True
+    both = classify.predict_probabilities(model, x)
+    assert np.allclose(both, (single[0] + single[1]) / 2, atol=1e-6)
+    assert not np.allclose(both, single[0], atol=1e-4)  # the mirror view did change something
+
+
 @pytest.mark.parametrize("backend_path", ["tf.data", "PyDataset"])
 def test_training_batches_are_shuffled_augmented_and_keep_their_labels(backend_path):
     """Each label stays with its image through shuffling, flips and shifts; every image comes once an epoch."""

@@ -48,7 +48,11 @@ def test_kill_9_mid_epoch_then_resume_finishes_the_planned_epochs(tmp_path):
     assert f"Epoch {done_before_kill + 1}/6" in output and "Epoch 1/6" not in output
     for name in ("best.keras", "last.keras", "curves.png", "config.json", "state.json"):
         assert (run_dir / name).exists(), name
-    assert harness.load_model(run_dir / "best.keras").count_params() > 0
+    best, shipped = harness.load_model(run_dir / "best.keras"), harness.load_model(run_dir / "model.keras")
+    for a, b in zip(best.get_weights(), shipped.get_weights(), strict=True):
+        assert (a == b).all()
+    # model.keras is what zoo/weights ships: the same weights without Adam's two moments per variable
+    assert (run_dir / "model.keras").stat().st_size < (run_dir / "best.keras").stat().st_size
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 

@@ -8,6 +8,7 @@ A run directory holds everything about one training run:
     tensorboard/   TensorBoard logs (when TensorFlow is installed)
     best.keras     the checkpoint with the best monitored value
     last.keras     the latest checkpoint
+    model.keras    the best checkpoint without its optimizer state: the file to ship
     backup/        Keras BackupAndRestore state, for --resume
     metrics.json   the app's final evaluation
     state.json     {"finished": bool, ...}; custom loops keep their resume state here
@@ -246,6 +247,14 @@ def resolve_weights(weights: Path | None, shipped: Path) -> Path:
     if weights.suffix != ".keras":
         raise BadInput(f"{weights}: expected a .keras file or a run directory")
     return weights
+
+
+def best_model(run: Run) -> keras.Model:
+    """The run's best checkpoint, also written as `model.keras`: without optimizer state, a third
+    of the size, and what `zoo/weights/` ships (copied as is, so its sha256 is reproducible)."""
+    model = load_model(run.file("best.keras"))
+    run.save_checkpoint(model, "model")
+    return model
 
 
 def load_model(path: Path) -> keras.Model:

@@ -558,7 +558,7 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     started = time.time()
     (train_dqn if run.config.algo == "dqn" else train_ppo)(run, spaces, int(run.read_json("config.json")["seed"]))
     wall = time.time() - started
-    best = harness.load_model(run.file("best.keras"))
+    best = harness.best_model(run)
     summary = {"env_steps": run.state()["step"], "train_wall_seconds": round(wall, 1),
                **evaluate_model(best, spaces, episodes=100, seed=0)}
     run.write_metrics(summary)

@@ -563,7 +563,7 @@ def run_training(config: Config, out: Path | None = None, resume: bool = False, 
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
                   metrics=[token_accuracy])
     harness.fit(run, model, batches, validation, epochs=config.epochs, monitor="val_loss", mode="min")
-    best = harness.load_model(run.file("best.keras"))
+    best = harness.best_model(run)
     metrics = {"beam": config.beam, **score_splits(best, tokenizer, tests, config.beam, config.backbone)}
     run.write_metrics(metrics)
     return {"run": str(run.path), **metrics}

@@ -89,18 +89,21 @@ PRESETS = {
 
 @keras.saving.register_keras_serializable(package="zoo")
 class ClassLabels(layers.Layer):
-    """Passes the logits through; carries the class names (and the image convention) inside the .keras file."""
+    """Passes the logits through; carries inside the .keras file the class names, the image
+    convention, and whether the model learnt mirror images (then predictions average both views)."""
 
-    def __init__(self, names, dark_background=False, **kwargs):
+    def __init__(self, names, dark_background=False, mirrored=False, **kwargs):
         super().__init__(**kwargs)
         self.names = list(names)
         self.dark_background = bool(dark_background)
+        self.mirrored = bool(mirrored)
 
     def call(self, logits):
         return logits
 
     def get_config(self):
-        return {**super().get_config(), "names": self.names, "dark_background": self.dark_background}
+        return {**super().get_config(), "names": self.names, "dark_background": self.dark_background,
+                "mirrored": self.mirrored}
 
 
 def conv_bn(x, width: int, name: str, kernel_size: int = 3, relu: bool = True, strides: int = 1):
@@ -130,7 +133,7 @@ def build_model(config: Config) -> keras.Model:
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dropout(config.dropout, name="dropout")(x)
     logits = layers.Dense(len(config.class_names), name="logits")(x)
-    outputs = ClassLabels(config.class_names, config.dark_background, name="labels")(logits)
+    outputs = ClassLabels(config.class_names, config.dark_background, config.flip, name="labels")(logits)
     return keras.Model(pixels, outputs, name="classify")
 
 
@@ -223,8 +226,12 @@ def prepare(model: keras.Model, rgb: np.ndarray) -> np.ndarray:
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    """Class probabilities; for a model trained on mirror images too, the mean over both views
+    (test-time augmentation: the two views' errors are partly independent)."""
+    views = [images, images[:, :, ::-1]] if model.get_layer("labels").mirrored else [images]
+    probabilities = [keras.ops.softmax(model.predict(view.astype(np.float32), batch_size=batch_size, verbose=0))
+                     for view in views]
+    return keras.ops.convert_to_numpy(sum(probabilities) / len(probabilities))
 
 
 def classification_metrics(model: keras.Model, data: LabelledImages) -> dict:
@@ -321,7 +328,7 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     batches = training_batches(train_set.images, one_hot[train_set.labels], config, seed)
     harness.fit(run, model, batches, (validation_set.images, one_hot[validation_set.labels]),
                 epochs=config.epochs, monitor="val_accuracy", mode="max", shuffle=False)  # batches come shuffled
-    best = harness.load_model(run.file("best.keras"))
+    best = harness.best_model(run)
     held_out = test_set if test_set is not None else validation_set
     metrics = {"split": "test" if test_set is not None else "validation", **classification_metrics(best, held_out)}
     run.write_metrics(metrics)

@@ -401,7 +401,7 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)),
                   loss="mean_absolute_error", metrics=[psnr_metric])
     harness.fit(run, model, patches, (low, high), epochs=config.epochs, monitor="val_psnr", mode="max")
-    best = harness.load_model(run.file("best.keras"))
+    best = harness.best_model(run)
     # With --data, the folder's first photo (held out from training) stands in for a test set.
     held_out = {"validation": validation_photos[0]} if config.data else photo_data.sample_photos("test")
     metrics = evaluate_model(best, held_out)
