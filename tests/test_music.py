@@ -275,7 +275,27 @@ def test_train_then_evaluate_on_a_midi_folder(zoo, midi_folder, tmp_path):
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["nll"]), rel=1e-3)
     assert 1 < metrics["perplexity"] < music_data.VOCAB_SIZE * 2
     assert metrics["baseline"]["perplexity"] > 1 and "Kneser-Ney" in metrics["baseline"]["name"]
+    for scored in (metrics, metrics["baseline"]):
+        assert set(scored["nll_by_kind"]) == {"pitch_or_rest", "duration"}
     assert len(metrics["copy_check"]["longest_shared_run"]["all"]) == 2
+
+
+def test_per_token_scores_follow_the_lines_in_order_whatever_the_batching(tiny_weights):
+    """Lines longer than the context span several rows: scoring them together or one by one agrees."""
+    from zoo import train as harness
+    from zoo.audio import music
+
+    model = harness.load_model(tiny_weights)
+    lines = [music_data.Line(f"t{i}", 0, f"g{i}", tuple(music_data.encode(melody(i, notes=20 + 30 * i), 4.0)))
+             for i in range(3)]
+    together = music.model_log_likelihoods(model, lines, batch_size=2)
+    one_by_one = np.concatenate([music.model_log_likelihoods(model, [line]) for line in lines])
+    assert len(together) == sum(len(line.tokens) - 1 for line in lines) and max(len(l.tokens) for l in lines) > 64
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    by_kind = music.nll_by_kind(together, lines)
+    targets = np.concatenate([line.tokens[1:] for line in lines])
+    assert by_kind["duration"] == pytest.approx(-together[targets >= music_data.DURATION0].mean(), abs=1e-4)
+    assert music.model_nll(model, lines) == pytest.approx(-together.mean())
 
 
 def test_evaluate_rejects_a_folder_without_midi(zoo, tiny_weights, tmp_path):

@@ -345,26 +345,40 @@ def ngram_baseline(splits: dict[str, list[music_data.Line]], transpose: int) -> 
             for discount in (0.6, 0.75, 0.9):
                 candidates.append((model.nll(valid, order, discount), model, order, discount, augmentation))
     _, model, order, discount, augmentation = min(candidates, key=lambda c: c[0])
-    nll = model.nll([line.tokens for line in splits["test"]], order, discount)
+    log_likelihoods = np.concatenate([model.log_likelihoods(line.tokens, order, discount) for line in splits["test"]])
+    nll = -float(log_likelihoods.mean())
     return {"name": f"interpolated Kneser-Ney {order}-gram (D={discount}, augmentation: {augmentation})",
-            "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3)}
+            "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3),
+            "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"])}
+
+
+def nll_by_kind(log_likelihoods: np.ndarray, lines: list[music_data.Line]) -> dict:
+    """Mean NLL over the pitch-or-rest tokens and over the duration tokens: where a model wins."""
+    targets = np.concatenate([np.asarray(line.tokens[1:]) for line in lines])
+    kinds = {"pitch_or_rest": (PITCH0 <= targets) & (targets <= REST), "duration": targets >= DURATION0}
+    return {kind: round(-float(log_likelihoods[mask].mean()), 4) for kind, mask in kinds.items()}
 
 
 # ------------------------------------------------------------ evaluation
 
 
-def model_nll(model: keras.Model, lines: list[music_data.Line], batch_size: int = 64) -> float:
-    """Mean negative log-likelihood (nats) per predicted token: every token after each line's first."""
+def model_log_likelihoods(model: keras.Model, lines: list[music_data.Line], batch_size: int = 64) -> np.ndarray:
+    """Natural-log probability of every token after each line's first, in line order."""
     inputs, targets, weights = line_rows(lines, model_context(model))
-    total = 0.0
+    scored = []
     for start in range(0, len(targets), batch_size):
         batch = {name: values[start: start + batch_size] for name, values in inputs.items()}
         logits = keras.ops.convert_to_numpy(model(batch, training=False)).astype(np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
         log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
         picked = np.take_along_axis(log_probs, targets[start: start + batch_size, :, None], axis=-1)[..., 0]
-        total -= float((picked * weights[start: start + batch_size]).sum())
-    return total / float(weights.sum())
+        scored.append(picked[weights[start: start + batch_size] > 0])  # row by row: each line's rows in order
+    return np.concatenate(scored)
+
+
+def model_nll(model: keras.Model, lines: list[music_data.Line]) -> float:
+    """Mean negative log-likelihood (nats) per predicted token."""
+    return -float(model_log_likelihoods(model, lines).mean())
 
 
 def event_codes(tokens) -> list[int]:
@@ -410,10 +424,12 @@ def _spans_separator(corpus: np.ndarray, length: int) -> np.ndarray:
 
 def evaluate_model(model: keras.Model, splits: dict, transpose: int, samples: int = COPY_SAMPLES,
                    bars: int = COPY_BARS) -> dict:
-    nll = model_nll(model, splits["test"])
+    log_likelihoods = model_log_likelihoods(model, splits["test"])
+    nll = -float(log_likelihoods.mean())
     baseline = ngram_baseline(splits, transpose)
     metrics = {"test_lines": len(splits["test"]), "test_tokens": sum(len(l.tokens) - 1 for l in splits["test"]),
-               "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3), "baseline": baseline,
+               "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3),
+               "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"]), "baseline": baseline,
                "perplexity_vs_baseline": round(math.exp(nll) / baseline["perplexity"] - 1, 4)}
     if samples:
         songs = Generator(model).sample(default_prefix(), bars, list(range(samples)))
