@@ -35,8 +35,9 @@ The issue's target, 25% below the n-gram, is met on the folk tunes, not on
 the chorales. There the LSTM predicts durations better than the n-gram but
 pitches worse (`nll_by_kind` in `zoo evaluate music`). It underfits (its
 training loss is about its held-out NLL), and a chorale voice's next pitch
-hangs on the other three voices, which a one-line model never sees. The model card `zoo/weights/music.json` (`zoo info music`) holds the
-numbers and commands.
+hangs on the other three voices, which a one-line model never sees. The
+model card `zoo/weights/music.json` (`zoo info music`) holds the numbers and
+commands.
 
 Data (`zoo.data.music`): music21's corpus, offline: Bach's 371 chorales (each
 voice one melody) by default, the Essen folksongs with `--corpus folk`, or any
