@@ -50,10 +50,10 @@ def _stderr_silenced(silence: bool):
         os.close(saved)
 
 
-def _load_app(spec: registry.AppSpec):
+def _quiet_import():
+    """Silence TensorFlow's start-up on file descriptor 2 while an app module is imported, unless --verbose."""
     verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
-    with _stderr_silenced(not verbose):
-        return registry.load_module(spec)
+    return _stderr_silenced(not verbose)
 
 
 def _echo_json(obj) -> None:
@@ -85,38 +85,52 @@ def zoo(ctx: click.Context, verbose: bool) -> None:
 @click.argument("pattern", default="*")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_apps(pattern: str, as_json: bool) -> None:
-    """List apps; PATTERN filters names or kinds with wildcards (e.g. 'vis*')."""
+    """List apps by kind and name; PATTERN filters names or kinds with wildcards (e.g. 'vis*')."""
     specs = registry.find(pattern)
     if as_json:
-        _echo_json([{"name": s.name, "kind": s.kind, "summary": s.summary,
-                     "weights": [w["tag"] for w in s.weights]} for s in specs])
+        _echo_json([{"name": s.name, "kind": s.kind, "summary": s.summary, "weights": s.tags,
+                     "default_weights": s.default_weights} for s in specs])
         return
     if not specs:
         raise BadInput(f"no app matches {pattern!r}")
-    tags = {s.name: ",".join(w["tag"] for w in s.weights) or "-" for s in specs}
-    width, tag_width = max(len(s.name) for s in specs), max(len(t) for t in tags.values())
-    for s in specs:
-        click.echo(f"{s.name:<{width}}  {s.kind:<7} {tags[s.name]:<{tag_width}}  {s.summary}")
+    rows = [("APP", "KIND", "WEIGHTS", "SUMMARY")] + [(s.name, s.kind, ",".join(s.tags) or "-", s.summary)
+                                                      for s in specs]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+
+
+def _weights_lines(spec: registry.AppSpec, entry: registry.WeightsEntry) -> list[str]:
+    status = "missing" if not entry.path.exists() else (
+        "ok" if registry.sha256_of(entry.path) == entry.sha256 else "SHA256 MISMATCH")
+    default = ", default" if entry.tag == (spec.default_weights or spec.tags[0]) else ""
+    lines = [f"  weights {entry.tag}: {entry.file} ({status}{default}, {entry.params:,} params, sha256 {entry.sha256[:12]})"]
+    lines += [f"    {key}: {getattr(entry, key)}" for key in ("data", "split", "command", "evaluate_command",
+                                                            "hardware", "wall_time")]
+    baseline = entry.baseline.get("metrics", {})
+    lines.append(f"    metrics (beside {entry.baseline.get('name', 'no baseline')}):")
+    for metric, value in entry.metrics.items():
+        beside = f"   (baseline: {_compact(baseline[metric])})" if metric in baseline else ""
+        lines.append(f"      {metric}: {_compact(value)}{beside}")
+    lines += [f"    {key}: {_compact(value)}" for key, value in entry.extra.items()]
+    return lines
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(", ", ": ")) if isinstance(value, (dict, list)) else str(value)
 
 
 def _card_lines(spec: registry.AppSpec) -> list[str]:
     lines = [f"{spec.name} ({spec.kind}): {spec.summary}",
              f"  module:   {spec.module}",
-             f"  datasets: {', '.join(spec.datasets)}",
-             f"  metrics:  {', '.join(spec.metrics)}"]
+             f"  datasets: {', '.join(spec.datasets) or '-'}",
+             f"  metrics:  {', '.join(spec.metrics)}",
+             f"  presets:  {', '.join(spec.presets)}"]
+    for action, declared in spec.actions.items():
+        flags = [o.flag for o in spec.parameters(action)] + (["INPUT..."] if declared.takes_inputs else [])
+        lines.append(f"  zoo {action} {spec.name}: {' '.join(flags)}")
     for entry in spec.weights:
-        path = registry.WEIGHTS_DIR / entry["file"]
-        status = "missing" if not path.exists() else (
-            "ok" if registry.sha256_of(path) == entry.get("sha256") else "SHA256 MISMATCH")
-        lines.append(f"  weights {entry['tag']}: {entry['file']} ({status}, {entry.get('params', '?')} params)")
-        for key in ("data", "split", "hardware", "wall_time", "command", "evaluate_command"):
-            if key in entry:
-                lines.append(f"    {key}: {entry[key]}")
-        baseline = entry.get("baseline", {})
-        for metric, value in entry.get("metrics", {}).items():
-            base = baseline.get("metrics", {}).get(metric)
-            beside = f"   ({baseline.get('name')}: {base})" if base is not None else ""
-            lines.append(f"    {metric}: {value}{beside}")
+        lines += _weights_lines(spec, entry)
     if not spec.weights:
         lines.append("  weights: none shipped yet")
     return lines
@@ -126,7 +140,7 @@ def _card_lines(spec: registry.AppSpec) -> list[str]:
 @click.argument("app")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole model card as JSON.")
 def info(app: str, as_json: bool) -> None:
-    """Show an app's model card: data, metrics beside the baseline, recipe."""
+    """Show an app's whole model card: data, every metric beside its baseline, recipe, default weights."""
     spec = registry.get(app)
     if as_json:
         _echo_json(json.loads(spec.card_path.read_text()))
@@ -136,44 +150,22 @@ def info(app: str, as_json: bool) -> None:
 
 # ------------------------------------------------- train / evaluate / demo
 
-_CLICK_TYPES = {"str": str, "int": int, "float": float, "path": click.Path(path_type=Path)}
 
-
-def _app_option(option: registry.Option) -> click.Option:
+def _click_option(option: registry.Option) -> click.Option:
+    """A Click option that only collects the text; registry.call types and checks it, in one place."""
     flags = [option.flag] + ([option.short] if option.short else []) + [option.name]
     if option.type == "flag":
         return click.Option(flags, is_flag=True, default=bool(option.default), help=option.help)
-    kind = click.Choice([str(c) for c in option.choices]) if option.type == "choice" else _CLICK_TYPES[option.type]
-    return click.Option(flags, type=kind, default=option.default, show_default=option.default is not None,
-                        help=option.help)
+    metavar = "|".join(map(str, option.choices)) if option.choices else option.type.upper()
+    return click.Option(flags, default=None, metavar=metavar, help=option.describe())
 
 
-def _common_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
-    weights = click.Option(["--weights"], type=click.Path(path_type=Path),
-                           help="A .keras file, or a run directory from `zoo train --out` (its best checkpoint).")
-    as_json = click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")
-    data = click.Option(["--data"], type=click.Path(path_type=Path), help="Your own data (file or folder).")
-    if action == "train":
-        return [
-            click.Option(["--preset"], type=click.Choice(spec.presets), default=spec.presets[0], show_default=True,
-                         help="Hyper-parameter preset."),
-            click.Option(["--epochs"], type=click.IntRange(min=1), help="Override the preset's number of epochs."),
-            data,
-            click.Option(["--out"], type=click.Path(path_type=Path),
-                         help="Run directory (default: runs/<app>-<time>)."),
-            click.Option(["--resume"], is_flag=True, help="Continue an interrupted run (--out, or the latest run)."),
-            click.Option(["--seed"], type=int, default=0, show_default=True, help="Random seed, set once."),
-        ]
-    if action == "evaluate":
-        return [weights, data, as_json]
-    inputs = [click.Argument(["inputs"], nargs=-1, required=True, metavar="INPUT...")] if spec.demo_inputs == "files" else []
-    return inputs + [
-        weights,
-        click.Option(["-o", "--output"], type=click.Path(path_type=Path),
-                     help="Output file (one input) or folder (several)."),
-        click.Option(["--force"], is_flag=True, help="Overwrite existing outputs."),
-        as_json,
-    ]
+def _app_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
+    declared = spec.actions[action]
+    inputs = [click.Argument(["inputs"], nargs=-1, required=True, metavar="INPUT...")] if declared.takes_inputs else []
+    as_json = [click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")
+               ] if "json" in declared.shared else []
+    return inputs + [_click_option(o) for o in spec.parameters(action)] + as_json
 
 
 def _echo_mapping(mapping: dict, indent: int = 0) -> None:
@@ -196,17 +188,15 @@ def _print_result(action: str, result, as_json: bool) -> None:
 
 
 def _app_command(spec: registry.AppSpec, action: str) -> click.Command:
-    def run(**kwargs):
-        as_json = kwargs.pop("as_json", False)
-        if "inputs" in kwargs:
-            kwargs["inputs"] = [Path(p) for p in kwargs["inputs"]]
-        result = getattr(_load_app(spec), action)(**kwargs)
-        _print_result(action, result, as_json)
+    def run(**values):
+        as_json = values.pop("as_json", False)
+        given = {name: value for name, value in values.items() if value is not None}  # the rest: card defaults
+        with _quiet_import():  # only the import: the app's own progress output must show
+            registry.load_module(spec)
+        _print_result(action, registry.call(spec.name, action, **given), as_json)
 
-    return click.Command(
-        spec.name, callback=run, help=f"{action.capitalize()} {spec.name}: {spec.summary}", context_settings=CONTEXT,
-        params=_common_params(action, spec) + [_app_option(o) for o in spec.options.get(action, ())],
-    )
+    return click.Command(spec.name, callback=run, help=f"{action.capitalize()} {spec.name}: {spec.summary}",
+                         context_settings=CONTEXT, params=_app_params(action, spec))
 
 
 class AppGroup(click.Group):
@@ -234,8 +224,7 @@ zoo.add_command(AppGroup("demo", help="Run an app on your input files."))
 def _explainer(app: str, weights: Path | None):
     """zoo.vision.explain (Keras) and the app's Explainable, imported only when the command runs."""
     spec = registry.get(app)
-    verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
-    with _stderr_silenced(not verbose):
+    with _quiet_import():
         from zoo.vision import explain
 
         return explain, explain.load(spec.name, weights)
@@ -352,8 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except click.exceptions.Exit as stop:
         return stop.exit_code
+    except click.UsageError as error:  # Click's own checks, in the same one-line format as the apps'
+        hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+        click.echo(f"zoo: error: {error.format_message()}{hint}", err=True)
+        return 2
     except click.ClickException as error:
-        error.show()
+        click.echo(f"zoo: error: {error.format_message()}", err=True)
         return error.exit_code
     except ZooError as error:
         click.echo(f"zoo: error: {error}", err=True)

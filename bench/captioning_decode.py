@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    model, _ = captioning.load_captioner(args.weights, None)
+    model, _ = captioning.load(args.weights, None)
     image_size = captioning.model_limits(model)[0]
     images, _ = caption_data.scenes("test", args.images, image_size)
 

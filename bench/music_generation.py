@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    model = music.load_weights(args.weights)
+    model = music.load(args.weights, None)
     generator = music.Generator(model)
     load_seconds = time.perf_counter() - started
     prefix = music.default_prefix()

@@ -69,7 +69,7 @@ def main() -> None:
         zoo_steps = train_for(ours, "mean_absolute_error", scale, args.seconds)
         plain_m = upscale.evaluate_model(plain, held_out)
         ours_m = upscale.evaluate_model(ours, held_out)
-        shipped_m = upscale.evaluate_model(upscale._load(None, scale), held_out)
+        shipped_m = upscale.evaluate_model(upscale.load(None, scale), held_out)
         print(f"x{scale}     {plain_m['bicubic_psnr_y']:6.2f}   {plain_m['psnr_y']:6.2f} ({espcn_steps:5d} st)"
               f"   {ours_m['psnr_y']:6.2f} ({zoo_steps:5d} st)  {ours_m['psnr_y'] - plain_m['psnr_y']:+6.2f} dB"
               f"  {shipped_m['psnr_y']:6.2f}  {shipped_m['psnr_y'] - plain_m['psnr_y']:+6.2f} dB", flush=True)

@@ -10,7 +10,7 @@ import time
 import keras
 import numpy as np
 
-from zoo import train as harness
+from zoo import harness
 
 
 @dataclasses.dataclass

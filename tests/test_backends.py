@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo import registry, train as harness
+from zoo import harness, registry
 from zoo.vision import upscale
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.jax
 JAX_SIDE = """
 import sys, numpy as np, keras
 from zoo.vision import upscale
-from zoo import train as harness
+from zoo import harness
 low = np.load(sys.argv[1])
 shipped = harness.load_model(sys.argv[2])
 np.save(sys.argv[3], keras.ops.convert_to_numpy(shipped(low)))
@@ -32,7 +32,7 @@ np.save(sys.argv[5], keras.ops.convert_to_numpy(fresh(low)))
 def test_same_file_same_numbers_under_jax_and_tensorflow(tmp_path):
     low = np.random.default_rng(0).random((1, 20, 24, 1)).astype(np.float32)
     np.save(tmp_path / "low.npy", low)
-    shipped_path = registry.get("upscale").weights_path("x2")
+    shipped_path = registry.resolve_weights("upscale", "x2")
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", JAX_SIDE, tmp_path / "low.npy", shipped_path,
                            tmp_path / "shipped_jax.npy", tmp_path / "jax_made.keras", tmp_path / "fresh_jax.npy"],

@@ -21,7 +21,7 @@ from PIL import Image
 from conftest import assert_one_line_error
 from zoo.data import captions as caption_data
 from zoo.data.captions import Tokenizer
-from zoo.text import metrics
+from zoo.text import beam_search, metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = re.compile(r"(red|green|blue|yellow|purple) (circle|square|triangle|diamond)")
@@ -161,7 +161,7 @@ def test_beam_log_probs_are_the_model_probabilities_of_the_captions(tiny):
                 assert len(h.tokens) <= 14 and h.attention.shape == (len(h.tokens), 36)
                 sequence = np.array([[caption_data.START, *h.tokens, caption_data.END]])
                 logits, _ = model.get_layer("decoder")([features[i: i + 1], sequence[:, :-1]])
-                log_probs = captioning._log_softmax(np.asarray(logits)[0].astype(np.float64))
+                log_probs = beam_search.log_softmax(np.asarray(logits)[0].astype(np.float64))
                 assert h.log_prob == pytest.approx(sum(log_probs[t, sequence[0, t + 1]]
                                                        for t in range(sequence.shape[1] - 1)), abs=1e-3)
     # Batched decoding gives every image the caption it gets alone.
@@ -203,7 +203,7 @@ def test_weights_load_under_jax(tiny):
 
     expected = [h[0].tokens for h in captioning.beam_search(tiny["model"], tiny["images"], 2)]
     script = ("import json, sys, numpy as np; from zoo.data import captions as c; from zoo.text import captioning as k;"
-              "from zoo.train import load_model; m = load_model(sys.argv[1]); i, _ = c.scenes('test', 3);"
+              "from zoo.harness import load_model; m = load_model(sys.argv[1]); i, _ = c.scenes('test', 3);"
               "print(json.dumps([h[0].tokens for h in k.beam_search(m, i, 2)]))")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", script, str(tiny["dir"] / "best.keras")], cwd=ROOT, env=env,

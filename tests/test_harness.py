@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo import train as harness
+from zoo import harness
 from zoo.errors import BadInput
 
 JOB = Path(__file__).with_name("harness_job.py")
@@ -69,20 +69,6 @@ def test_new_run_refuses_a_used_directory(tmp_path):
         harness.start_run("app", Config(), tmp_path / "used", resume=True)
     run = harness.start_run("app", Config(), tmp_path / "fresh", epochs=3)
     assert run.config.epochs == 3 and (tmp_path / "fresh" / "config.json").exists()
-
-
-def test_resolve_weights(tmp_path):
-    shipped = tmp_path / "shipped.keras"
-    with pytest.raises(BadInput, match="missing"):
-        harness.resolve_weights(None, shipped)
-    (tmp_path / "run").mkdir()
-    with pytest.raises(BadInput, match="no best.keras"):
-        harness.resolve_weights(tmp_path / "run", shipped)
-    (tmp_path / "run" / "best.keras").write_bytes(b"")
-    assert harness.resolve_weights(tmp_path / "run", shipped).name == "best.keras"
-    (tmp_path / "w.h5").write_bytes(b"")
-    with pytest.raises(BadInput, match="expected a .keras file"):
-        harness.resolve_weights(tmp_path / "w.h5", shipped)
 
 
 def test_corrupt_weights_file_is_a_one_line_error(tmp_path):

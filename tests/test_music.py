@@ -161,7 +161,7 @@ def test_longest_shared_run_finds_transposed_copies_and_not_across_lines():
 
 def test_generator_is_seeded_follows_the_grammar_and_fills_the_bars(tiny_weights):
     from zoo.audio import music
-    from zoo.train import load_model
+    from zoo.harness import load_model
 
     generator = music.Generator(load_model(tiny_weights))
     prefix = music.default_prefix(3.0)
@@ -282,7 +282,7 @@ def test_train_then_evaluate_on_a_midi_folder(zoo, midi_folder, tmp_path):
 
 def test_per_token_scores_follow_the_lines_in_order_whatever_the_batching(tiny_weights):
     """Lines longer than the context span several rows: scoring them together or one by one agrees."""
-    from zoo import train as harness
+    from zoo import harness
     from zoo.audio import music
 
     model = harness.load_model(tiny_weights)
@@ -307,13 +307,13 @@ def test_evaluate_rejects_a_folder_without_midi(zoo, tiny_weights, tmp_path):
 def test_weights_saved_under_tensorflow_load_and_agree_under_jax(tiny_weights):
     import keras
 
-    from zoo.train import load_model
+    from zoo.harness import load_model
 
     from zoo.audio.music import with_positions
 
     tokens, positions = with_positions(music_data.encode(melody(4, 40), 4.0)[:64])[:, None]
     expected = keras.ops.convert_to_numpy(load_model(tiny_weights)([tokens, positions]))
-    script = ("import sys, numpy as np, keras; from zoo.train import load_model; "
+    script = ("import sys, numpy as np, keras; from zoo.harness import load_model; "
               "m = load_model(sys.argv[1]); t = np.load(sys.argv[2]); "
               "np.save(sys.argv[3], keras.ops.convert_to_numpy(m([t[0], t[1]])))")
     tokens = np.stack([tokens, positions])
@@ -356,8 +356,8 @@ def test_shipped_weights_reproduce_the_model_card(corpus):
     from zoo.audio import music
 
     spec = registry.get("music")
-    entry = spec.weights_entry(corpus)
-    assert registry.sha256_of(spec.weights_path(corpus)) == entry["sha256"]
+    entry = spec.entry(corpus)
+    assert registry.sha256_of(registry.resolve_weights("music", corpus)) == entry.sha256
     splits = music.load_lines(corpus, None)
-    nll = music.model_nll(music.load_weights(None, corpus), splits["test"])
-    assert nll == pytest.approx(entry["metrics"]["nll"], abs=1e-3)
+    nll = music.model_nll(music.load(None, corpus), splits["test"])
+    assert nll == pytest.approx(entry.metrics["nll"], abs=1e-3)

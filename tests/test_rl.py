@@ -140,10 +140,10 @@ def test_gaussian_log_prob_matches_the_formula():
 @pytest.fixture(scope="module")
 def tiny_ppo_run(tmp_path_factory):
     """A PPO run on CartPole short enough for a test (two updates); its directory is usable as --weights."""
-    from zoo.rl import agents
+    from zoo import registry
 
     out = tmp_path_factory.mktemp("rl") / "ppo"
-    agents.train(algo="ppo", env="CartPole-v1", steps=512, out=out)
+    registry.call("rl", "train", algo="ppo", env="CartPole-v1", steps=512, out=out)
     return out
 
 
@@ -198,7 +198,7 @@ def test_dqn_trains_and_resumes_on_a_tiny_budget(tmp_path):
     """Every part of the DQN loop (replay, double-DQN targets, target copies, resume state) on a few hundred steps."""
     import dataclasses
 
-    from zoo import train as harness
+    from zoo import harness
     from zoo.rl import agents
     from zoo.rl.envs import env_spaces
 
@@ -242,7 +242,7 @@ def test_ppo_trains_under_jax_without_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "best.keras").exists()
     # ... and the JAX-trained file loads and acts under TensorFlow.
-    from zoo import train as harness
+    from zoo import harness
     from zoo.rl import agents
     from zoo.rl.envs import env_spaces
 
@@ -264,7 +264,8 @@ def _shipped(tag: str) -> dict:
 @pytest.mark.parametrize("tag", ["cartpole-dqn", "cartpole-ppo"])
 def test_shipped_cartpole_agents_reach_the_target(zoo, tag):
     entry = _shipped(tag)
-    result = zoo("evaluate", "rl", "--env", entry["env"], "--algo", entry["algo"], "--episodes", "100", "--json")
+    env, algo = entry["extra"]["env"], entry["extra"]["algo"]
+    result = zoo("evaluate", "rl", "--env", env, "--algo", algo, "--episodes", "100", "--json")
     assert result.code == 0, result.err
     metrics = json.loads(result.out)
     assert metrics["mean_return"] >= 475

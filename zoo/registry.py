@@ -1,45 +1,159 @@
 """App specs as data: what `zoo list` and `zoo info` show, without importing Keras.
 
 Every app ships one model card, `zoo/weights/<app>.json`. Its `app` section is
-the spec (name, kind, summary, module, datasets, metrics, the app's own CLI
-options); its `weights` section lists the shipped `.keras` files with their
-measured metrics. Reading JSON is all the registry does; the app module, which
-imports Keras and TensorFlow, is imported only by `load_module`, when the app
-is trained, evaluated or demoed.
+the spec: name, kind, summary, module, datasets, metrics, and per action the
+shared options it takes and its own typed options (choices, min, max, default).
+Its `weights` section lists the shipped `.keras` files as typed records
+(`WeightsEntry`, after timm's `PretrainedCfg` and torchvision's `Weights`).
+Reading JSON is all the registry does; the app module, which imports Keras and
+TensorFlow, is imported only by `call`, when the app is trained, evaluated or
+demoed. `resolve_weights` is the one place that locates a weights file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import functools
-import hashlib
 import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from zoo.errors import BadInput
+from zoo.errors import BadInput, ZooError
+from zoo.files import check_input_file, sha256_file
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ACTIONS = ("train", "evaluate", "demo")
+OPTION_TYPES = ("str", "int", "float", "path", "flag", "choice")
+_CASTS = {"str": str, "int": int, "float": float, "path": Path}
 
 
 @dataclass(frozen=True)
 class Option:
-    """One app-specific CLI option, declared as data in the model card."""
+    """One CLI option, declared as data: the card's app options and the shared ones below."""
 
-    name: str  # python keyword the app function receives, e.g. "top_k"
-    type: str = "str"  # str | int | float | path | flag | choice
+    name: str  # the Python keyword the app function receives, e.g. "top_k" (--top-k)
+    type: str = "str"  # one of OPTION_TYPES
     default: object = None
     help: str = ""
     choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
     short: str | None = None  # e.g. "-k"
+    selects_weights: bool = False  # the value picks the shipped entry whose extra[name] equals it
+
+    def __post_init__(self):
+        if self.type not in OPTION_TYPES:
+            raise ZooError(f"option {self.name}: type {self.type!r} is not one of {', '.join(OPTION_TYPES)}")
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    def convert(self, value):
+        """The typed, checked value of `value` (a string from the command line, or already typed)."""
+        if value is None or self.type == "flag":
+            return bool(value) if self.type == "flag" else None
+        if self.type == "choice":
+            for choice in self.choices:
+                if str(choice) == str(value):
+                    return choice
+            raise BadInput(f"{self.flag} {value}: choose one of {', '.join(map(str, self.choices))}")
+        try:
+            typed = _CASTS[self.type](value)
+        except (TypeError, ValueError):
+            raise BadInput(f"{self.flag} {value}: not {'an integer' if self.type == 'int' else 'a number'}") from None
+        if self.min is not None and typed < self.min:
+            raise BadInput(f"{self.flag} {value}: must be at least {self.min}")
+        if self.max is not None and typed > self.max:
+            raise BadInput(f"{self.flag} {value}: must be at most {self.max}")
+        return typed
+
+    def describe(self) -> str:
+        """What --help adds after the option's own help: choices, range, default."""
+        notes = []
+        if self.choices:
+            notes.append("one of " + ", ".join(map(str, self.choices)))
+        if self.min is not None:
+            notes.append(f">= {self.min}")
+        if self.max is not None:
+            notes.append(f"<= {self.max}")
+        if self.default not in (None, False, ()):
+            notes.append(f"default {self.default}")
+        return f"{self.help} [{'; '.join(notes)}]" if notes else self.help
+
+
+# The options every app shares, by action; a card lists the ones each action takes.
+SHARED_OPTIONS = {o.name: o for o in (
+    Option("preset", "choice", help="Hyper-parameter preset."),  # choices and default: the card's presets
+    Option("epochs", "int", min=1, help="Override the preset's number of epochs."),
+    Option("data", "path", help="Your own data (file or folder)."),
+    Option("out", "path", help="Run directory (default: runs/<app>-<time>)."),
+    Option("resume", "flag", default=False, help="Continue an interrupted run (--out, or the latest run)."),
+    Option("seed", "int", default=0, help="Random seed, set once."),
+    Option("weights", "str", help="A .keras file, a run directory (its best checkpoint) or a shipped tag."),
+    Option("output", "path", short="-o", help="Output file (one input) or folder (several)."),
+    Option("force", "flag", default=False, help="Overwrite existing outputs."),
+)}
+CLI_ONLY = ("inputs", "json")  # shared parameters the CLI handles: positional INPUT..., --json
+WEIGHTS_FIELDS = ("tag", "file", "sha256", "params", "data", "split", "metrics", "baseline", "command",
+                  "evaluate_command", "hardware", "wall_time")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What `zoo <action> <app>` takes: shared parameters by name, then the app's own options."""
+
+    shared: tuple[str, ...]
+    options: tuple[Option, ...] = ()
+
+    @property
+    def takes_inputs(self) -> bool:
+        return "inputs" in self.shared
+
+    def parameters(self, presets: tuple[str, ...]) -> list[Option]:
+        """Every option the app function receives, shared ones first."""
+        shared = [SHARED_OPTIONS[n] for n in self.shared if n not in CLI_ONLY]
+        shared = [dataclasses.replace(o, choices=presets, default=presets[0]) if o.name == "preset" else o
+                  for o in shared]
+        return shared + list(self.options)
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One shipped `.keras` file with what it was trained on, how, and what it measures."""
+
+    tag: str
+    file: str
+    sha256: str
+    params: int
+    data: str
+    split: str
+    metrics: dict
+    baseline: dict  # {"name": ..., "metrics": {...}}
+    command: str  # the exact training command
+    evaluate_command: str  # the command that printed `metrics`
+    hardware: str
+    wall_time: str
+    extra: dict = field(default_factory=dict)  # app-specific: selector values, notes, per-image numbers
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+    @classmethod
+    def from_card(cls, record: dict, card: Path) -> WeightsEntry:
+        missing = [k for k in WEIGHTS_FIELDS if k not in record]
+        unknown = sorted(set(record) - set(WEIGHTS_FIELDS) - {"extra"})
+        if missing or unknown:
+            raise ZooError(f"{card.name}: weights {record.get('tag', '?')!r}: "
+                           f"{'missing ' + ', '.join(missing) if missing else ''}"
+                           f"{'; ' if missing and unknown else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}"
+                           " (put app-specific fields under 'extra')")
+        return cls(**record)
 
 
 @dataclass(frozen=True)
@@ -49,54 +163,64 @@ class AppSpec:
     summary: str
     module: str
     datasets: tuple[str, ...]
-    metrics: tuple[str, ...]
-    presets: tuple[str, ...] = ("quick", "full")
-    demo_inputs: str = "files"  # files: one or more INPUT paths; none: no positional input
-    options: dict[str, tuple[Option, ...]] = field(default_factory=dict)
-    weights: tuple[dict, ...] = ()
+    metrics: tuple[str, ...]  # keys every weights entry's metrics hold
+    model_names: tuple[str, ...]  # fnmatch patterns of the keras.Model names this app builds
+    presets: tuple[str, ...]
+    actions: dict[str, Action]
+    weights: tuple[WeightsEntry, ...] = ()
+    default_weights: str | None = None
     card_path: Path | None = None
 
-    def weights_entry(self, tag: str | None = None) -> dict:
-        """The card entry of shipped weights `tag` (the first one when None)."""
+    def entry(self, tag: str | None = None) -> WeightsEntry:
+        """The shipped entry `tag`, or the default one when None."""
         if not self.weights:
             raise BadInput(f"{self.name}: no shipped weights yet; train with `zoo train {self.name}` and pass --weights")
-        if tag is None:
-            return self.weights[0]
+        tag = tag or self.default_weights or self.weights[0].tag
         for entry in self.weights:
-            if entry["tag"] == tag:
+            if entry.tag == tag:
                 return entry
-        tags = ", ".join(e["tag"] for e in self.weights)
-        raise BadInput(f"{self.name}: no shipped weights tagged {tag!r} (have: {tags})")
+        raise BadInput(f"{self.name}: no shipped weights tagged {tag!r} (have: {', '.join(self.tags)})")
 
-    def weights_path(self, tag: str | None = None) -> Path:
-        return WEIGHTS_DIR / self.weights_entry(tag)["file"]
+    @property
+    def tags(self) -> list[str]:
+        return [e.tag for e in self.weights]
+
+    def parameters(self, action: str) -> list[Option]:
+        return self.actions[action].parameters(self.presets) if action in self.actions else []
+
+    def defaults(self, action: str) -> dict:
+        return {o.name: o.default for o in self.parameters(action)}
+
+    def owns_model(self, model_name: str) -> bool:
+        return any(fnmatch.fnmatch(model_name, pattern) for pattern in self.model_names)
 
 
 def _spec_from_card(path: Path) -> AppSpec:
     card = json.loads(path.read_text())
     app = card["app"]
-    options = {
-        action: tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))}) for o in app.get("options", {}).get(action, ()))
-        for action in ACTIONS
+    actions = {
+        name: Action(tuple(a.get("shared", ())), tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))})
+                                                       for o in a.get("options", ())))
+        for name, a in app.get("actions", {}).items()
     }
     return AppSpec(
-        name=app["name"],
-        kind=app["kind"],
-        summary=app["summary"],
-        module=app["module"],
-        datasets=tuple(app.get("datasets", ())),
-        metrics=tuple(app.get("metrics", ())),
-        presets=tuple(app.get("presets", ("quick", "full"))),
-        demo_inputs=app.get("demo_inputs", "files"),
-        options=options,
-        weights=tuple(card.get("weights", ())),
-        card_path=path,
+        name=app["name"], kind=app["kind"], summary=app["summary"], module=app["module"],
+        datasets=tuple(app.get("datasets", ())), metrics=tuple(app.get("metrics", ())),
+        model_names=tuple(app.get("model_names", ())), presets=tuple(app.get("presets", ("quick", "full"))),
+        actions=actions, weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
+        default_weights=app.get("default_weights"), card_path=path,
     )
 
 
 @functools.cache
 def all_specs() -> tuple[AppSpec, ...]:
+    """Every app, sorted by kind then name; two cards may not claim one name."""
     specs = [_spec_from_card(p) for p in sorted(WEIGHTS_DIR.glob("*.json"))]
+    by_name: dict[str, AppSpec] = {}
+    for spec in specs:
+        if spec.name in by_name:
+            raise ZooError(f"{spec.card_path.name} and {by_name[spec.name].card_path.name} both define app {spec.name!r}")
+        by_name[spec.name] = spec
     return tuple(sorted(specs, key=lambda s: (s.kind, s.name)))
 
 
@@ -119,9 +243,81 @@ def load_module(spec: AppSpec) -> ModuleType:
     return importlib.import_module(spec.module)
 
 
+def call(app: str, action: str, **values):
+    """Run an app's action: card defaults filled in, every value typed and checked, then the app function."""
+    spec = get(app)
+    if action not in spec.actions:
+        raise BadInput(f"{app}: `zoo {action}` does not apply to this app")
+    parameters = {o.name: o for o in spec.parameters(action)}
+    accepted = set(parameters) | ({"inputs"} if spec.actions[action].takes_inputs else set())
+    unknown = sorted(set(values) - accepted)
+    if unknown:
+        flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
+        raise BadInput(f"{app}: `zoo {action}` takes no {flags} (it takes: "
+                       f"{', '.join(o.flag for o in parameters.values())})")
+    typed = {name: option.convert(values.get(name, option.default)) for name, option in parameters.items()}
+    if "inputs" in accepted:
+        typed["inputs"] = [Path(p) for p in values.get("inputs", ())]
+    return getattr(load_module(spec), action)(**typed)
+
+
+# ------------------------------------------------------------------ weights
+
+
+def resolve_weights(app: str, weights: str | Path | None = None, **selectors) -> Path:
+    """`--weights` (a .keras file, a run directory, a shipped tag, or None) -> a verified path.
+
+    With no file, the shipped entry is the tag given, else the one whose `extra` agrees with
+    every selector that is not None (e.g. scale=3), the default one first; its sha256 must be
+    the card's.
+    """
+    spec = get(app)
+    if weights is not None and (Path(weights).exists() or str(weights) not in spec.tags):
+        return _user_weights(Path(weights))
+    chosen = {k: v for k, v in selectors.items() if v is not None}
+    entries = [spec.entry(str(weights))] if weights is not None else list(spec.weights)
+    matching = [e for e in entries if all(e.extra.get(k) == v for k, v in chosen.items())]
+    if not matching:
+        wanted = ", ".join(f"{k}={v}" for k, v in chosen.items())
+        have = "; ".join(f"{e.tag} ({', '.join(f'{k}={e.extra.get(k)}' for k in chosen)})" for e in entries)
+        raise BadInput(f"{app}: no shipped weights for {wanted} (have: {have or 'none'}); train with "
+                       f"`zoo train {app}` and pass --weights runs/<run>")
+    entry = next((e for e in matching if e.tag == spec.default_weights), matching[0])
+    return _verified(spec, entry)
+
+
+def _user_weights(weights: Path) -> Path:
+    if weights.is_dir():
+        for name in ("best.keras", "last.keras"):
+            if (weights / name).exists():
+                return weights / name
+        raise BadInput(f"{weights}: run directory has no best.keras or last.keras checkpoint")
+    check_input_file(weights)
+    if weights.suffix != ".keras":
+        raise BadInput(f"{weights}: expected a .keras file, a run directory or a shipped tag")
+    return weights
+
+
+def _verified(spec: AppSpec, entry: WeightsEntry) -> Path:
+    if not entry.path.exists():
+        raise BadInput(f"{entry.path}: shipped weights {spec.name}/{entry.tag} are missing; reinstall, or train "
+                       f"with `zoo train {spec.name}` and pass --weights")
+    if sha256_of(entry.path) != entry.sha256:
+        raise BadInput(f"{entry.path}: sha256 differs from the model card's; the file is damaged or was replaced")
+    return entry.path
+
+
+@functools.cache
+def _sha256_cached(path: Path, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)
+
+
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of a file, hashed once per process while the file is unchanged."""
+    stat = Path(path).stat()
+    return _sha256_cached(Path(path), stat.st_mtime_ns, stat.st_size)
+
+
+def app_of_model(model_name: str) -> AppSpec | None:
+    """The app whose card claims a keras.Model of this name, if any."""
+    return next((s for s in all_specs() if s.owns_model(model_name)), None)

@@ -17,27 +17,13 @@ in a fixed-size state, so each new token costs one small step, with no
 attention over a growing cache (`bench/music_generation.py` times 64 bars).
 A Transformer was not trained for comparison.
 
-The measured state, honestly (`zoo evaluate music [--corpus folk]`, shipped
-weights, 2-core CPU; JAX runs this LSTM 2.5x faster than TensorFlow there,
-`bench/music_training.py`, so both were trained under JAX):
-
-- chorales, `KERAS_BACKEND=jax zoo train music --preset full` (60 epochs,
-  about 2,000 updates, 30 minutes): held-out perplexity 4.23 per token
-  against 4.20 for the tuned Kneser-Ney 7-gram, level with it. Longer
-  training paid (`--epochs 22` gave 4.76), then flattened as the cosine
-  schedule decayed: the validation loss moved 0.3% over the last ten epochs.
-- folk, `... --corpus folk --preset full --epochs 28` (5,200 updates, 55
-  minutes): 3.44 against the n-gram's 4.66, 26% below it (15 epochs gave
-  18%). Folk tunes repeat their phrases; the LSTM remembers a phrase for the
-  whole tune, the 7-gram for three notes.
-
-The issue's target, 25% below the n-gram, is met on the folk tunes, not on
-the chorales. There the LSTM predicts durations better than the n-gram but
-pitches worse (`nll_by_kind` in `zoo evaluate music`). It underfits (its
-training loss is about its held-out NLL), and a chorale voice's next pitch
-hangs on the other three voices, which a one-line model never sees. The
-model card `zoo/weights/music.json` (`zoo info music`) holds the numbers and
-commands.
+Why the chorales are harder than the folk tunes: folk tunes repeat their
+phrases within a tune, which an LSTM remembers for the whole tune and an
+n-gram only for a few notes; a chorale voice's next pitch hangs on the other
+three voices, which a one-line model never sees. `zoo evaluate music` reports
+the NLL over pitch and over duration tokens apart (`nll_by_kind`) to show
+where a model wins or loses. The model card `zoo/weights/music.json`
+(`zoo info music`) holds the measured numbers and the commands behind them.
 
 Data (`zoo.data.music`): music21's corpus, offline: Bach's 371 chorales (each
 voice one melody) by default, the Essen folksongs with `--corpus folk`, or any
@@ -67,7 +53,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from zoo import registry, train as harness
+from zoo import harness, registry
 from zoo.data import music as music_data
 from zoo.data.music import DURATION0, PAD, PITCH0, REST, VOCAB_SIZE
 from zoo.errors import BadInput
@@ -183,13 +169,10 @@ class Generator:
         return songs
 
 
-def check_sampling(bars: int, temperature: float, top_k: int) -> None:
-    if bars < 1:
-        raise BadInput(f"--bars {bars}: must be at least 1")
+def check_temperature(temperature: float) -> None:
+    """Zero, negative and infinite temperatures have no distribution to sample (bars and top-k: the card)."""
     if not temperature > 0 or not math.isfinite(temperature):
         raise BadInput(f"--temperature {temperature}: must be a positive number")
-    if top_k < 0:
-        raise BadInput(f"--top-k {top_k}: must be 0 (no limit) or positive")
 
 
 def next_token(logits: np.ndarray, last: int, temperature: float, top_k: int, rng: np.random.Generator) -> int:
@@ -236,7 +219,7 @@ def line_rows(lines: list[music_data.Line], context: int) -> tuple[dict, np.ndar
     return pad_rows([row for line in lines for row in rows_of(with_positions(line.tokens), context)], context)
 
 
-class TransposedRows(keras.utils.PyDataset):
+class TransposedRows(harness.EpochSeeded):
     """Training rows: each epoch, the lines shuffled, each transposed at random, packed end to end.
 
     Packing (rather than one padded row per line) wastes no computation on
@@ -244,21 +227,18 @@ class TransposedRows(keras.utils.PyDataset):
     """
 
     def __init__(self, lines: list[music_data.Line], config: Config, seed: int):
-        super().__init__()
+        super().__init__(seed)
         self.lines = [with_positions(line.tokens) for line in lines]  # positions don't change with the key
-        self.config, self.seed, self.epoch = config, seed, 0
+        self.config = config
         self.rows = len(rows_of(np.zeros((2, sum(l.shape[1] for l in self.lines))), config.context))
         self.packed_epoch, self.packed = None, None
 
     def __len__(self):
         return math.ceil(self.rows / self.config.batch_size)
 
-    def on_epoch_end(self):
-        self.epoch += 1
-
     def epoch_rows(self) -> list[np.ndarray]:
         if self.packed_epoch != self.epoch:
-            rng = np.random.default_rng([self.seed, self.epoch])
+            rng = self.rng()
             stream = []
             for i in rng.permutation(len(self.lines)):
                 tokens, positions = self.lines[i]
@@ -453,8 +433,8 @@ def default_prefix(bar_length: float = 4.0) -> list[int]:
     return music_data.encode([], bar_length)[:-1]
 
 
-def train(preset: str = "quick", epochs: int | None = None, data: Path | None = None, out: Path | None = None,
-          resume: bool = False, seed: int = 0, corpus: str = "chorales") -> dict:
+def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
+          corpus: str) -> dict:
     config = dataclasses.replace(PRESETS[preset], corpus=corpus, data=str(data) if data else None)
     splits = load_lines(config.corpus, config.data)
     run = harness.start_run("music", config, out, resume, seed, epochs)
@@ -473,17 +453,13 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     return {"run": str(run.path), **metrics}
 
 
-def load_weights(weights: Path | None, corpus: str = "chorales") -> keras.Model:
-    """`--weights`, or the shipped model trained on `corpus` (its tag on the card)."""
-    shipped = None if weights else registry.get("music").weights_path(corpus)  # no card lookup for --weights
-    return harness.load_model(harness.resolve_weights(weights, shipped))
+def load(weights: str | Path | None, corpus: str | None) -> keras.Model:
+    """`--weights`, or the shipped model trained on `corpus`."""
+    return harness.load_model(registry.resolve_weights("music", weights, corpus=corpus), app="music")
 
 
-def evaluate(weights: Path | None = None, data: Path | None = None, corpus: str = "chorales",
-             samples: int = COPY_SAMPLES) -> dict:
-    if samples < 0:
-        raise BadInput(f"--samples {samples}: must be 0 (no copy check) or positive")
-    model = load_weights(weights, corpus)
+def evaluate(*, weights: str | None, data: Path | None, corpus: str, samples: int) -> dict:
+    model = load(weights, corpus)
     return evaluate_model(model, load_lines(corpus, data), Config.transpose, samples=samples)
 
 
@@ -494,17 +470,16 @@ def _outputs(output: Path | None, force: bool) -> tuple[Path, Path, Path]:
     return tuple(check_output_path(p, force) for p in (midi, midi.with_suffix(".wav"), midi.with_suffix(".png")))
 
 
-def demo(weights: Path | None = None, output: Path | None = None, force: bool = False, primer: Path | None = None,
-         bars: int = 16, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
-         corpus: str = "chorales") -> list[dict]:
+def demo(*, weights: str | None, output: Path | None, force: bool, primer: Path | None, bars: int,
+         temperature: float, top_k: int, seed: int, corpus: str) -> list[dict]:
     # Every option, input and output is checked before the model is loaded.
-    check_sampling(bars, temperature, top_k)
+    check_temperature(temperature)
     midi_path, wav_path, png_path = _outputs(output, force)
     prefix = default_prefix()
     if primer is not None:
         bar_length, parts = music_data.read_midi(primer)
         prefix = music_data.encode(parts[0], bar_length)[:-1]
-    model = load_weights(weights, corpus)
+    model = load(weights, corpus)
     if len(prefix) > model_context(model):
         raise BadInput(f"{primer}: primer is {len(prefix)} tokens ({len(prefix) // 2} notes and rests), longer than the "
                        f"model's context of {model_context(model)} tokens; use a shorter primer")

@@ -1,4 +1,4 @@
-"""The one catalog of datasets: name, source, sha256, license, size, loader.
+"""The one catalog of datasets: name, source, sha256, license, size.
 
 Pure data, so `zoo data list` is instant. `fetch` uses the offline copy when
 one is installed (a Debian package, a file inside a wheel), else the
@@ -20,7 +20,6 @@ class Dataset:
     summary: str
     license: str
     size: str
-    loader: str  # "module:function" that turns the files into arrays
     url: str | None = None  # None: offline-only (ships in a package) or generated
     sha256: str | None = None  # None with a url: unpinned, recorded at first download
     offline: str | None = None  # where an installed copy lives, if any
@@ -35,22 +34,22 @@ class Dataset:
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in [
     Dataset("sample-photos", "16 real photos shipped in scikit-image, scikit-learn and matplotlib wheels; "
-            "12 train / 4 held out", "BSD/CC0/PD (per image)", "8 MB", "zoo.data.photos:sample_photos",
+            "12 train / 4 held out", "BSD/CC0/PD (per image)", "8 MB",
             offline="python wheels (skimage.data, sklearn.datasets, matplotlib sample_data)"),
     Dataset("div2k-train", "DIV2K: 800 2K-resolution training photos (NTIRE 2017)", "research only", "3.5 GB",
-            "zoo.data.photos:div2k", url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
+            url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
             sha256="9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
             stand_in="sample-photos", archive=True),
     Dataset("div2k-valid", "DIV2K: 100 2K-resolution validation photos", "research only", "449 MB",
-            "zoo.data.photos:div2k", url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
+            url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
             sha256="20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
             stand_in="sample-photos", archive=True),
     Dataset("bsds500", "Berkeley Segmentation Dataset: 500 photos, 481x321 (200 train / 100 val / 200 test)",
-            "research only", "70 MB", "zoo.data.photos:bsds500",
+            "research only", "70 MB",
             url="http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz",
             stand_in="sample-photos", archive=True),
     Dataset("fashion-mnist", "Fashion-MNIST: 60,000 + 10,000 greyscale 28x28 garments, 10 classes (Zalando)",
-            "MIT", "30 MB", "zoo.data.labelled_images:fashion_mnist",
+            "MIT", "30 MB",
             url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             files=(("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
                    ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
@@ -58,36 +57,49 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
                    ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")),
             offline="/usr/share/datasets/fashion-mnist"),
     Dataset("cifar10", "CIFAR-10: 50,000 + 10,000 colour 32x32 photos, 10 classes (binary version)",
-            "research (no license stated)", "163 MB", "zoo.data.labelled_images:cifar10",
+            "research (no license stated)", "163 MB",
             url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
             sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
             stand_in="fashion-mnist", archive=True),
     Dataset("bach-chorales", "J. S. Bach's 371 four-part chorales (music21 corpus); each voice a melody",
-            "BSD-3 (music21 corpus)", "3.4 MB", "zoo.data.music:corpus_lines",
+            "BSD-3 (music21 corpus)", "3.4 MB",
             offline="music21 wheel (music21.corpus.chorales)"),
     Dataset("essen-folksongs", "Essen folksong collection: about 8,500 one-voice tunes in ABC (music21 corpus)",
-            "BSD-3 (music21 corpus)", "2.6 MB", "zoo.data.music:corpus_lines",
+            "BSD-3 (music21 corpus)", "2.6 MB",
             offline="music21 wheel (music21/corpus/essenFolksong)"),
     Dataset("nottingham-midi", "Nottingham folk tunes as MIDI (Boulanger-Lewandowski et al., ICML 2012 form)",
-            "research only", "1 MB", "zoo.data.music:midi_folder",
+            "research only", "1 MB",
             url="http://www-etud.iro.umontreal.ca/~boulanni/Nottingham.zip",
             stand_in="essen-folksongs", archive=True),
     Dataset("caption-scenes", "Generated shapes scenes with 5 captions each; the 'unseen' split holds colour-shape "
-            "pairs never seen in training", "MIT (generated)", "on demand", "zoo.data.captions:scenes"),
+            "pairs never seen in training", "MIT (generated)", "on demand"),
     Dataset("karpathy-splits", "Karpathy's train/val/test caption splits for Flickr8k, Flickr30k and COCO",
-            "BSD", "36 MB", "zoo.data.captions:karpathy_split",
+            "BSD", "36 MB",
             url="https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip",
             stand_in="caption-scenes"),
     Dataset("flickr8k-images", "Flickr8k: 8,091 photos, 5 captions each (Hodosh et al., JAIR 2013)",
-            "research only", "1.1 GB", "zoo.data.captions:karpathy_split",
+            "research only", "1.1 GB",
             url="https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/Flickr8k_Dataset.zip",
             stand_in="caption-scenes", archive=True),
     Dataset("coco-train2014", "COCO 2014 train images (captions from karpathy-splits)", "CC BY 4.0", "13 GB",
-            "zoo.data.captions:karpathy_split", url="http://images.cocodataset.org/zips/train2014.zip",
+            url="http://images.cocodataset.org/zips/train2014.zip",
             stand_in="caption-scenes", archive=True),
     Dataset("coco-val2014", "COCO 2014 val images (Karpathy's val, test and restval)", "CC BY 4.0", "6.2 GB",
-            "zoo.data.captions:karpathy_split", url="http://images.cocodataset.org/zips/val2014.zip",
+            url="http://images.cocodataset.org/zips/val2014.zip",
             stand_in="caption-scenes", archive=True),
+    Dataset("face-photos", "Real face photos inside packages: face_recognition 1.3.0 sdist test images (Obama x5, "
+            "Biden), matplotlib's Grace Hopper, scikit-image's astronaut; coffee, chelsea, rocket as face-free",
+            "MIT (face_recognition) / BSD / PD (per image)", "4 MB",
+            offline="pip download --no-deps --no-binary :all: face_recognition==1.3.0 (tar.gz, not installed); "
+                    "skimage.data; matplotlib sample_data"),
+    Dataset("lfw", "Labeled Faces in the Wild: 13,233 photos of 5,749 people (Huang et al., 2007)",
+            "research (no license stated)", "173 MB", url="http://vis-www.cs.umass.edu/lfw/lfw.tgz",
+            stand_in="face-photos", archive=True),
+    Dataset("lfw-pairs", "LFW's View 2 verification protocol: 10 folds of 300 same + 300 different pairs",
+            "research (no license stated)", "230 KB", url="http://vis-www.cs.umass.edu/lfw/pairs.txt",
+            stand_in="face-photos"),
+    Dataset("generated-identities", "Generated 'identities' (random smooth patterns under random pose, light and "
+            "noise) for testing face-embedding training offline; not faces", "MIT (generated)", "on demand"),
 ]}
 
 
@@ -132,5 +144,5 @@ def describe(dataset: Dataset) -> dict:
         status = "cached" if Path(path(dataset.name)).exists() else "download"
     pinned = dataset.sha256 or ("recorded at first download" if dataset.url else None)
     return {"name": dataset.name, "status": status, "size": dataset.size, "license": dataset.license,
-            "summary": dataset.summary, "url": dataset.url, "sha256": pinned, "loader": dataset.loader,
+            "summary": dataset.summary, "url": dataset.url, "sha256": pinned,
             "offline": dataset.offline, "stand_in": dataset.stand_in}

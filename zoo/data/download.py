@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from zoo.errors import ZooError
+from zoo.files import sha256_file
 
 CHUNK = 1 << 20
 
@@ -29,14 +30,6 @@ class DownloadError(ZooError):
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "keras-zoo")).expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _by_hand(url: str, target: Path, sha256: str | None, stand_in: str) -> str:

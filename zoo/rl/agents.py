@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from zoo import registry, train as harness
+from zoo import harness, registry
 from zoo.errors import BadInput
 from zoo.files import atomic_output
 from zoo.rl.envs import (Spaces, check_gif_path, env_action, env_spaces, make_vector_env, record_episode,
@@ -528,24 +528,12 @@ def make_config(preset: str, algo: str, env: str, steps: int | None = None, envs
     """The preset, then the tuned recipe for (algo, env), then the command line's overrides."""
     config = dataclasses.replace(PRESETS[preset], algo=_check_algo(algo), env=env,
                                  **RECIPES.get((algo, env), {}), async_envs=async_envs)
-    if steps is not None:
-        if steps < 1:
-            raise BadInput(f"--steps {steps}: must be at least 1")
-        config = dataclasses.replace(config, steps=steps)
-    if envs is not None:
-        if envs < 1:
-            raise BadInput(f"--envs {envs}: must be at least 1")
-        config = dataclasses.replace(config, envs=envs)
-    return config
+    overrides = {name: value for name, value in (("steps", steps), ("envs", envs)) if value is not None}
+    return dataclasses.replace(config, **overrides)
 
 
-def train(preset: str = "quick", epochs: int | None = None, data: Path | None = None, out: Path | None = None,
-          resume: bool = False, seed: int = 0, algo: str = "ppo", env: str = "CartPole-v1", steps: int | None = None,
-          envs: int | None = None, async_envs: bool = False) -> dict:
-    if epochs is not None:
-        raise BadInput(f"--epochs {epochs}: RL training is measured in environment steps; use --steps")
-    if data is not None:
-        raise BadInput(f"--data {data}: RL agents learn from their environment (--env), not from a dataset")
+def train(*, preset: str, out: Path | None, resume: bool, seed: int, algo: str, env: str, steps: int | None,
+          envs: int | None, async_envs: bool) -> dict:
     config = make_config(preset, algo, env, steps, envs, async_envs)
     spaces = env_spaces(config.env)
     build_model(config, spaces)  # fails early (DQN on a Box action space) before a run directory exists
@@ -583,38 +571,25 @@ def evaluate_model(model: keras.Model, spaces: Spaces, episodes: int, seed: int)
             "random_std_return": round(float(random_returns.std()), 2)}
 
 
-def _load(weights: Path | None, env: str, algo: str | None) -> keras.Model:
+def load(weights: str | Path | None, env: str, algo: str | None) -> keras.Model:
     """The user's file, or the shipped weights for `env` (and `algo`, when given)."""
-    shipped_file = None
-    if weights is None:
-        shipped = [w for w in registry.get("rl").weights
-                   if w.get("env") == env and (algo is None or w.get("algo") == algo)]
-        if not shipped:
-            raise BadInput(f"{env}: no shipped {algo or 'rl'} weights for this environment; train with "
-                           f"`zoo train rl --env {env}` and pass --weights runs/<run>")
-        shipped_file = registry.WEIGHTS_DIR / shipped[0]["file"]
-    model = harness.load_model(harness.resolve_weights(weights, shipped_file))
+    model = harness.load_model(registry.resolve_weights("rl", weights, env=env, algo=algo), app="rl")
     if algo is not None and algo_of(model) != algo:
         raise BadInput(f"{weights}: a {algo_of(model)} model, not {algo}")
     return model
 
 
-def evaluate(weights: Path | None = None, data: Path | None = None, env: str = "CartPole-v1", algo: str | None = None,
-             episodes: int = 100, seed: int = 0) -> dict:
-    if episodes < 1:
-        raise BadInput(f"--episodes {episodes}: must be at least 1")
-    if data is not None:
-        raise BadInput(f"--data {data}: RL agents are evaluated in their environment (--env), not on a dataset")
+def evaluate(*, weights: str | None, env: str, algo: str | None, episodes: int, seed: int) -> dict:
     spaces = env_spaces(env)
-    model = _load(weights, env, algo and _check_algo(algo))
+    model = load(weights, env, algo)
     return evaluate_model(model, spaces, episodes, seed)
 
 
-def demo(weights: Path | None = None, output: Path | None = None, force: bool = False, env: str = "CartPole-v1",
-         algo: str | None = None, seed: int = 0) -> list[dict]:
+def demo(*, weights: str | None, output: Path | None, force: bool, env: str, algo: str | None,
+         seed: int) -> list[dict]:
     output = check_gif_path(output or Path(f"{env}.gif"), force)
     spaces = env_spaces(env)
-    model = _load(weights, env, algo and _check_algo(algo))
+    model = load(weights, env, algo)
     frames, episode_return, steps, fps = record_episode(env, greedy_policy(model, spaces), seed)
     save_gif(frames, output, fps, force)
     return [{"env": env, "algo": algo_of(model), "seed": seed, "return": round(episode_return, 2), "steps": steps,

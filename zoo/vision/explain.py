@@ -44,6 +44,7 @@ backend-specific function; the models themselves stay backend-agnostic.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,30 +85,54 @@ def load(app: str, weights: Path | None = None) -> Explainable:
 # ---------------------------------------------------------------- gradients
 
 
-def value_and_gradient(fn: Callable, x: np.ndarray) -> tuple[float, np.ndarray]:
-    """fn(x) (a scalar) and its gradient with respect to x, with the backend's autodiff."""
+def compiled_gradient(fn: Callable) -> Callable[..., tuple[float, np.ndarray]]:
+    """fn(x, *args) (a scalar) -> a function giving (fn's value, its gradient with respect to x).
+
+    Compiled once and reused across calls, with the backend's autodiff. Under TensorFlow the
+    tape runs inside a `tf.function` on purpose: in a graph, the gradients of the model's
+    weights, which nothing asks for, are pruned. Eager mode computes them all the same, and
+    oneDNN's AVX-512 kernel for the weight gradient of a strided 1x1 convolution with fewer
+    than 16 input channels crashes the process (oneDNN issue 6035).
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x)
-        return float(y), tape.gradient(y, x).numpy()
+        @tf.function(reduce_retracing=True)
+        def value_and_grad(x, *args):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x, *args)
+            return y, tape.gradient(y, x)
+
+        def run(x, *args):
+            y, grad = value_and_grad(tf.convert_to_tensor(x), *args)
+            return float(y), grad.numpy()
+        return run
     if backend == "jax":
         import jax
 
-        y, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return float(y), np.asarray(grad)
+        jitted = jax.jit(jax.value_and_grad(fn))
+
+        def run(x, *args):
+            y, grad = jitted(jax.numpy.asarray(x), *args)
+            return float(y), np.asarray(grad)
+        return run
     if backend == "torch":
         import torch
 
-        x = torch.tensor(x, requires_grad=True)
-        y = fn(x)
-        y.backward()
-        return float(y), x.grad.cpu().numpy()
+        def run(x, *args):
+            x = torch.tensor(x, requires_grad=True)
+            y = fn(x, *args)
+            y.backward()
+            return float(y), x.grad.cpu().numpy()
+        return run
     raise BadInput(f"KERAS_BACKEND={backend}: explain needs tensorflow, jax or torch")
+
+
+def value_and_gradient(fn: Callable, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """fn(x) (a scalar) and its gradient with respect to x, for a function used once."""
+    return compiled_gradient(fn)(x)
 
 
 def feature_layers(model: keras.Model) -> list[str]:
@@ -259,12 +284,11 @@ class DecorrelatedImage:
         return ops.sigmoid(image) * self.white
 
 
-def _jitter_and_scale(images, rng: np.random.Generator, jitter: int, scales: tuple[float, ...]):
-    """A random shift of up to `jitter` pixels and a random zoom, back at the original size."""
+def _shift_and_zoom(images, dy, dx, zoom: float):
+    """Shift by (dy, dx) pixels (tensors, so one compiled step serves every shift) and zoom by `zoom`,
+    back at the original size."""
     height, width = images.shape[1], images.shape[2]
-    dy, dx = rng.integers(-jitter, jitter + 1, size=2)
-    images = ops.roll(images, shift=(int(dy), int(dx)), axis=(1, 2))
-    zoom = float(rng.choice(scales))
+    images = ops.roll(ops.roll(images, dy, axis=1), dx, axis=2)
     if zoom != 1.0:
         size = (max(2, round(height * zoom)), max(2, round(width * zoom)))
         images = ops.image.resize(images, size, interpolation="bilinear")
@@ -303,14 +327,17 @@ def visualize(explainable: Explainable, layer: str, channels: list[int], steps: 
     picks = np.eye(width_of_layer, dtype=np.float32)[channels]  # image i maximises channel channels[i]
     jitter, scales = max(1, min(height, width) // 16), (0.9, 0.95, 1.0, 1.05, 1.1)
 
-    def objective(params):
-        activations = features(_jitter_and_scale(image(params), rng, jitter, scales), training=False)
+    def objective(params, dy, dx, zoom):
+        activations = features(_shift_and_zoom(image(params), dy, dx, zoom), training=False)
         return ops.sum(ops.mean(activations, axis=(1, 2)) * picks)
 
+    # One compiled step per zoom (it fixes the resized shape); the shift is an argument.
+    steps_by_zoom = {zoom: compiled_gradient(functools.partial(objective, zoom=zoom)) for zoom in scales}
     # Adam, by hand on a NumPy array: the same few lines under every backend.
     first, second = np.zeros_like(spectrum), np.zeros_like(spectrum)
     for step in range(1, steps + 1):
-        _, grad = value_and_gradient(objective, spectrum)
+        dy, dx = rng.integers(-jitter, jitter + 1, size=2).astype(np.int32)
+        _, grad = steps_by_zoom[float(rng.choice(scales))](spectrum, dy, dx)
         first = 0.9 * first + 0.1 * grad
         second = 0.999 * second + 0.001 * grad**2
         spectrum += learning_rate * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)

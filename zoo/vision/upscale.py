@@ -39,7 +39,7 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image
 
-from zoo import registry, train as harness
+from zoo import harness, registry
 from zoo.data import photos as photo_data
 from zoo.data.images import read_image, save_image
 from zoo.errors import BadInput
@@ -220,7 +220,7 @@ def crop_to_multiple(rgb: np.ndarray, scale: int) -> np.ndarray:
     return rgb[: rgb.shape[0] - rgb.shape[0] % scale, : rgb.shape[1] - rgb.shape[1] % scale]
 
 
-class PatchDataset(keras.utils.PyDataset):
+class PatchDataset(harness.EpochSeeded):
     """Random (low, high) luma patch pairs cut from photos, made fresh each epoch.
 
     A photo is drawn with probability proportional to its area, cropped, flipped
@@ -232,25 +232,21 @@ class PatchDataset(keras.utils.PyDataset):
 
     def __init__(self, photos: list[np.ndarray], scale: int, patch: int, batch_size: int, steps: int,
                  seed: int, augment: bool = True, workers: int = 1):
-        super().__init__(workers=workers, use_multiprocessing=False)
+        super().__init__(seed, workers=workers, use_multiprocessing=False)
         big = [p for p in photos if min(p.shape[:2]) >= patch * scale]
         if not big:
             raise BadInput(f"no training photo is at least {patch * scale} pixels a side")
         self.lumas = [rgb_to_ycbcr(p)[..., 0] for p in big]
         self.scale, self.patch = scale, patch
-        self.batch_size, self.steps, self.seed, self.augment = batch_size, steps, seed, augment
+        self.batch_size, self.steps, self.augment = batch_size, steps, augment
         areas = np.array([y.size for y in self.lumas], np.float64)
         self.cumulative = np.cumsum(areas / areas.sum())
-        self.epoch = 0
 
     def __len__(self):
         return self.steps
 
-    def on_epoch_end(self):
-        self.epoch += 1
-
     def __getitem__(self, index):
-        rng = np.random.default_rng([self.seed, self.epoch if self.augment else 0, index])
+        rng = self.rng(index)
         side = self.patch * self.scale
         lows = np.empty((self.batch_size, self.patch, self.patch, 1), np.float32)
         highs = np.empty((self.batch_size, side, side, 1), np.float32)
@@ -300,22 +296,6 @@ def _run_cropped(model: keras.Model, planes: np.ndarray, core, window, scale: in
     result = keras.ops.convert_to_numpy(model(np.moveaxis(planes, -1, 0)[..., None], training=False))[..., 0]
     kept = result[:, (top - t0) * scale: (bottom - t0) * scale, (left - l0) * scale: (right - l0) * scale]
     return np.moveaxis(kept, 0, -1)
-
-
-def upscale_planes(model: keras.Model, planes: np.ndarray, scale: int, tile: int = 384) -> np.ndarray:
-    """Run `model` on an (H, W, C) float image tile by tile, each with a margin of context.
-
-    The margin is the receptive radius, so every kept output pixel sees exactly
-    what it would see in one whole-image pass; only the memory differs.
-    """
-    height, width, channels = planes.shape
-    out = np.empty((height * scale, width * scale, channels), np.float32)
-    for core, window in _tiles(height, width, tile, receptive_radius(model)):
-        t0, t1, l0, l1 = window
-        top, bottom, left, right = core
-        out[top * scale: bottom * scale, left * scale: right * scale] = _run_cropped(
-            model, planes[t0:t1, l0:l1], core, window, scale)
-    return out
 
 
 def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 384) -> np.ndarray:
@@ -375,11 +355,10 @@ def evaluate_model(model: keras.Model, photos: dict[str, np.ndarray]) -> dict:
             "gain_db": round(mean("psnr_y") - mean("bicubic_psnr_y"), 3), "per_image": per_image}
 
 
-def _load(weights: Path | None, scale: str | int | None) -> keras.Model:
-    """Shipped weights for `scale` (default 2), or the user's file, whose own scale must agree."""
-    shipped = registry.get("upscale").weights_path(f"x{scale or 2}")
-    model = harness.load_model(harness.resolve_weights(weights, shipped))
-    if scale and model_scale(model) != int(scale):
+def load(weights: str | Path | None, scale: int | None) -> keras.Model:
+    """The shipped model for `scale` (default: the card's), or the user's file, whose own scale must agree."""
+    model = harness.load_model(registry.resolve_weights("upscale", weights, scale=scale), app="upscale")
+    if scale and model_scale(model) != scale:
         raise BadInput(f"{weights}: this model upscales {model_scale(model)}x, not {scale}x (drop --scale)")
     return model
 
@@ -387,9 +366,9 @@ def _load(weights: Path | None, scale: str | int | None) -> keras.Model:
 # ---------------------------------------------------------- CLI entry points
 
 
-def train(preset: str = "quick", epochs: int | None = None, data: Path | None = None, out: Path | None = None,
-          resume: bool = False, seed: int = 0, scale: str | int = 2) -> dict:
-    config = dataclasses.replace(PRESETS[preset], scale=int(scale), data=str(data) if data else None)
+def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
+          scale: int) -> dict:
+    config = dataclasses.replace(PRESETS[preset], scale=scale, data=str(data) if data else None)
     run = harness.start_run(f"upscale-x{config.scale}", config, out, resume, seed, epochs)
     config = run.config
     train_photos, validation_photos = training_photos(config.data)
@@ -409,17 +388,17 @@ def train(preset: str = "quick", epochs: int | None = None, data: Path | None = 
     return {"run": str(run.path), **{k: v for k, v in metrics.items() if k != "per_image"}}
 
 
-def evaluate(weights: Path | None = None, data: Path | None = None, scale: str | None = None) -> dict:
-    model = _load(weights, scale)
+def evaluate(*, weights: str | None, data: Path | None, scale: int | None) -> dict:
+    model = load(weights, scale)
     photos = photo_data.folder_photos(data, min_side=MIN_SIDE) if data else photo_data.sample_photos("test")
     return evaluate_model(model, photos)
 
 
-def demo(inputs: list[Path], weights: Path | None = None, output: Path | None = None, force: bool = False,
-         scale: str | None = None) -> list[dict]:
+def demo(*, inputs: list[Path], weights: str | None, output: Path | None, force: bool,
+         scale: int | None) -> list[dict]:
     # Check every input and output before any work, so a bad one costs nothing.
     images = [read_image(p, min_side=MIN_SIDE) for p in inputs]
-    model = _load(weights, scale)
+    model = load(weights, scale)
     factor = model_scale(model)
     targets = [check_output_path(output_for(p, output, f"{p.stem}_x{factor}.png", len(inputs) > 1), force)
                for p in inputs]

@@ -26,14 +26,18 @@ import dataclasses
 import io
 import json
 import math
+import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
+from zoo import registry
 from zoo.errors import BadInput
-from zoo.files import atomic_output, check_input_file, write_text_atomic
+from zoo.files import atomic_output, write_text_atomic
 
 RUNS_DIR = Path("runs")
 
@@ -158,6 +162,9 @@ def start_run(app: str, config, out: Path | None = None, resume: bool = False, s
         seed = saved.pop("seed", seed)
         saved.pop("app", None)
         config = config_type(**saved)
+        for leftover in path.glob(".*.*"):  # temporary files of writes that a kill -9 cut short
+            if leftover.is_file():
+                leftover.unlink()
     else:
         path = Path(out) if out else RUNS_DIR / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
         if path.exists() and any(path.iterdir()):
@@ -169,6 +176,31 @@ def start_run(app: str, config, out: Path | None = None, resume: bool = False, s
     run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config)})
     keras.utils.set_random_seed(seed)
     return run
+
+
+class EpochSeeded(keras.utils.PyDataset):
+    """Training batches whose randomness is a function of (seed, epoch, ...) alone.
+
+    A run resumed at epoch k then draws exactly the batches it would have drawn, and
+    batches made in worker threads need no shared random generator.
+    """
+
+    def __init__(self, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.seed, self.epoch = seed, 0
+        self._order_epoch, self._order = None, None
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def rng(self, *keys: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, *keys])
+
+    def shuffled(self, count: int) -> np.ndarray:
+        """This epoch's permutation of range(count), drawn once per epoch."""
+        if self._order_epoch != self.epoch:
+            self._order_epoch, self._order = self.epoch, self.rng().permutation(count)
+        return self._order
 
 
 class _AtomicCheckpoint(keras.callbacks.Callback):
@@ -207,9 +239,48 @@ def _tensorboard(run: Run) -> list[keras.callbacks.Callback]:
     return [keras.callbacks.TensorBoard(log_dir=str(run.file("tensorboard")))]
 
 
+def onednn_crash_layers(model: keras.Model) -> list[str]:
+    """Trainable 1x1 convolutions with a stride and fewer than 16 input channels.
+
+    oneDNN's AVX-512 kernel for their weight gradient writes past its workspace and kills the
+    process (oneDNN issue 6035, TensorFlow 2.21 CPU builds); subsampling first, then a stride-1
+    1x1 convolution, computes the same function and trains safely.
+    """
+    return [layer.name for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.Conv2D) and layer.trainable and tuple(layer.kernel_size) == (1, 1)
+            and max(layer.strides) > 1 and layer.input.shape[-1] < 16]
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _onednn_avx512() -> bool:
+    """True where TensorFlow runs oneDNN's AVX-512 kernels: the only place that crash happens."""
+    if keras.backend.backend() != "tensorflow" or os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        return False
+    try:
+        return " avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def check_trainable_here(model: keras.Model) -> None:
+    """Refuse, with a one-line reason, a model whose training would crash this process."""
+    crashing = onednn_crash_layers(model) if _onednn_avx512() else []
+    if crashing:
+        raise BadInput(f"layer {crashing[0]}: a strided 1x1 convolution over fewer than 16 channels crashes "
+                       "TensorFlow's oneDNN on this AVX-512 CPU (oneDNN issue 6035); widen its input to 16 "
+                       "channels, subsample before a stride-1 convolution, or set TF_ENABLE_ONEDNN_OPTS=0")
+
+
 def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, monitor: str = "val_loss",
         mode: str = "min", callbacks: list | None = None, **fit_kwargs) -> keras.callbacks.History:
     """`model.fit` with the harness's logs, checkpoints and resume."""
+    check_trainable_here(model)
     backup = run.file("backup")
     done = json.loads((backup / "training_metadata.json").read_text())["epoch"] if (
         backup / "training_metadata.json").exists() else 0
@@ -231,24 +302,6 @@ def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, m
     return history
 
 
-def resolve_weights(weights: Path | None, shipped: Path) -> Path:
-    """`--weights` as given: a .keras file, a run directory (its best checkpoint), or the shipped file."""
-    if weights is None:
-        if not shipped.exists():
-            raise BadInput(f"{shipped}: shipped weights are missing; train first or pass --weights")
-        return shipped
-    weights = Path(weights)
-    if weights.is_dir():
-        for name in ("best.keras", "last.keras"):
-            if (weights / name).exists():
-                return weights / name
-        raise BadInput(f"{weights}: run directory has no best.keras or last.keras checkpoint")
-    check_input_file(weights)
-    if weights.suffix != ".keras":
-        raise BadInput(f"{weights}: expected a .keras file or a run directory")
-    return weights
-
-
 def best_model(run: Run) -> keras.Model:
     """The run's best checkpoint, also written as `model.keras`: without optimizer state, a third
     of the size, and what `zoo/weights/` ships (copied as is, so its sha256 is reproducible)."""
@@ -257,9 +310,29 @@ def best_model(run: Run) -> keras.Model:
     return model
 
 
-def load_model(path: Path) -> keras.Model:
-    """Load a .keras file with safe_mode=True, turning a bad file into one line."""
+def load_model(path: Path, app: str | None = None) -> keras.Model:
+    """Load a .keras file with safe_mode=True, turning a bad file into one line.
+
+    With `app`, a file whose model another app's card claims is refused by name
+    ("upscale_x2.keras: an upscale model, not a classify one") before anything is built.
+    """
+    owner = registry.app_of_model(_model_name(path)) if app else None
+    if owner is not None and owner.name != app:
+        raise BadInput(f"{path}: {_article(owner.name)} model, not {_article(app)} one")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here
         raise BadInput(f"{path}: not a loadable .keras model ({type(error).__name__}: {str(error)[:120]})") from None
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def _model_name(path: Path) -> str:
+    """The model's name from the file's config.json, read without building anything ("" if unreadable)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("config.json")).get("config", {}).get("name", ""))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return ""
