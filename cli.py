@@ -60,10 +60,38 @@ def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
+class AppCommands(click.Group):
+    """`zoo <app> <command>`: the commands an app's card declares beyond train, evaluate and demo."""
+
+    def __init__(self, spec: registry.AppSpec):
+        super().__init__(name=spec.name, context_settings=CONTEXT, help=f"{spec.name}'s own commands: {spec.summary}")
+        self.spec = spec
+
+    def list_commands(self, ctx):
+        return list(self.spec.commands)
+
+    def get_command(self, ctx, name):
+        return _app_command(self.spec, name) if name in self.spec.commands else None
+
+
+class ZooGroup(click.Group):
+    """The fixed commands, then one group per app that declares commands of its own."""
+
+    def list_commands(self, ctx):
+        return super().list_commands(ctx) + [s.name for s in registry.all_specs() if s.commands]
+
+    def get_command(self, ctx, name):
+        found = super().get_command(ctx, name)
+        if found is None:
+            spec = next((s for s in registry.all_specs() if s.name == name and s.commands), None)
+            found = AppCommands(spec) if spec else None
+        return found
+
+
 # ---------------------------------------------------------------- list / info
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=ZooGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="zoo")
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's logs and full tracebacks.")
 @click.pass_context
@@ -151,8 +179,10 @@ def info(app: str, as_json: bool) -> None:
 # ------------------------------------------------- train / evaluate / demo
 
 
-def _click_option(option: registry.Option) -> click.Option:
-    """A Click option that only collects the text; registry.call types and checks it, in one place."""
+def _click_option(option: registry.Option) -> click.Parameter:
+    """A Click parameter that only collects the text; registry.call types and checks it, in one place."""
+    if option.argument:
+        return click.Argument([option.name], required=option.required, metavar=option.name.upper())
     flags = [option.flag] + ([option.short] if option.short else []) + [option.name]
     if option.type == "flag":
         return click.Option(flags, is_flag=True, default=bool(option.default), help=option.help)
@@ -161,7 +191,7 @@ def _click_option(option: registry.Option) -> click.Option:
 
 
 def _app_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
-    declared = spec.actions[action]
+    declared = spec.declared(action)
     inputs = [click.Argument(["inputs"], nargs=-1, required=True, metavar="INPUT...")] if declared.takes_inputs else []
     as_json = [click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")
                ] if "json" in declared.shared else []
@@ -177,10 +207,10 @@ def _echo_mapping(mapping: dict, indent: int = 0) -> None:
             click.echo(f"{' ' * indent}{key}: {value}")
 
 
-def _print_result(action: str, result, as_json: bool) -> None:
+def _print_result(result, as_json: bool) -> None:
     if as_json:
         _echo_json(result)
-    elif action == "demo":
+    elif isinstance(result, list):  # one record per input, each with the line to print
         for item in result:
             click.echo(item.get("text") or "  ".join(f"{k}: {v}" for k, v in item.items()))
     else:
@@ -193,10 +223,12 @@ def _app_command(spec: registry.AppSpec, action: str) -> click.Command:
         given = {name: value for name, value in values.items() if value is not None}  # the rest: card defaults
         with _quiet_import():  # only the import: the app's own progress output must show
             registry.load_module(spec)
-        _print_result(action, registry.call(spec.name, action, **given), as_json)
+        _print_result(registry.call(spec.name, action, **given), as_json)
 
-    return click.Command(spec.name, callback=run, help=f"{action.capitalize()} {spec.name}: {spec.summary}",
-                         context_settings=CONTEXT, params=_app_params(action, spec))
+    declared = spec.declared(action)
+    name = action if action in spec.commands else spec.name
+    return click.Command(name, callback=run, context_settings=CONTEXT, params=_app_params(action, spec),
+                         help=declared.help or f"{action.capitalize()} {spec.name}: {spec.summary}")
 
 
 class AppGroup(click.Group):
@@ -207,7 +239,7 @@ class AppGroup(click.Group):
         self.action = action
 
     def list_commands(self, ctx):
-        return [s.name for s in registry.all_specs()]
+        return [s.name for s in registry.all_specs() if self.action in s.actions]
 
     def get_command(self, ctx, name):
         return _app_command(registry.get(name), self.action)

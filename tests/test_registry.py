@@ -53,8 +53,8 @@ def test_every_option_is_typed_and_its_default_passes_its_own_checks(spec):
 def test_app_functions_take_exactly_what_the_card_declares(spec):
     """Keyword-only and without defaults: the card is the one place defaults live."""
     module = registry.load_module(spec)
-    for action, declared in spec.actions.items():
-        parameters = inspect.signature(getattr(module, action)).parameters
+    for action, declared in {**spec.actions, **spec.commands}.items():
+        parameters = inspect.signature(getattr(module, action.replace("-", "_"))).parameters
         expected = {o.name for o in spec.parameters(action)} | ({"inputs"} if declared.takes_inputs else set())
         assert set(parameters) == expected, (action, set(parameters) ^ expected)
         for parameter in parameters.values():

@@ -44,6 +44,8 @@ class Option:
     max: float | None = None
     short: str | None = None  # e.g. "-k"
     selects_weights: bool = False  # the value picks the shipped entry whose extra[name] equals it
+    argument: bool = False  # positional (an app command's FILE), not --name
+    required: bool = False
 
     def __post_init__(self):
         if self.type not in OPTION_TYPES:
@@ -51,10 +53,12 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.name.upper() if self.argument else "--" + self.name.replace("_", "-")
 
     def convert(self, value):
         """The typed, checked value of `value` (a string from the command line, or already typed)."""
+        if value is None and self.required:
+            raise BadInput(f"{self.name.upper() if self.argument else self.flag}: required")
         if value is None or self.type == "flag":
             return bool(value) if self.type == "flag" else None
         if self.type == "choice":
@@ -105,10 +109,12 @@ WEIGHTS_FIELDS = ("tag", "file", "sha256", "params", "data", "split", "metrics",
 
 @dataclass(frozen=True)
 class Action:
-    """What `zoo <action> <app>` takes: shared parameters by name, then the app's own options."""
+    """What `zoo <action> <app>` (or an app command, `zoo <app> <command>`) takes: shared parameters
+    by name, then the app's own options."""
 
     shared: tuple[str, ...]
     options: tuple[Option, ...] = ()
+    help: str = ""
 
     @property
     def takes_inputs(self) -> bool:
@@ -167,6 +173,7 @@ class AppSpec:
     model_names: tuple[str, ...]  # fnmatch patterns of the keras.Model names this app builds
     presets: tuple[str, ...]
     actions: dict[str, Action]
+    commands: dict[str, Action] = field(default_factory=dict)  # the app's own: `zoo faces enroll`
     weights: tuple[WeightsEntry, ...] = ()
     default_weights: str | None = None
     card_path: Path | None = None
@@ -185,8 +192,15 @@ class AppSpec:
     def tags(self) -> list[str]:
         return [e.tag for e in self.weights]
 
+    def declared(self, action: str) -> Action:
+        """A shared action (train, evaluate, demo) or one of the app's own commands."""
+        found = self.actions.get(action) or self.commands.get(action)
+        if found is None:
+            raise BadInput(f"{self.name}: `{action}` does not apply to this app")
+        return found
+
     def parameters(self, action: str) -> list[Option]:
-        return self.actions[action].parameters(self.presets) if action in self.actions else []
+        return self.declared(action).parameters(self.presets)
 
     def defaults(self, action: str) -> dict:
         return {o.name: o.default for o in self.parameters(action)}
@@ -195,19 +209,21 @@ class AppSpec:
         return any(fnmatch.fnmatch(model_name, pattern) for pattern in self.model_names)
 
 
+def _action(declared: dict) -> Action:
+    options = tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))}) for o in declared.get("options", ()))
+    return Action(tuple(declared.get("shared", ())), options, declared.get("help", ""))
+
+
 def _spec_from_card(path: Path) -> AppSpec:
     card = json.loads(path.read_text())
     app = card["app"]
-    actions = {
-        name: Action(tuple(a.get("shared", ())), tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))})
-                                                       for o in a.get("options", ())))
-        for name, a in app.get("actions", {}).items()
-    }
+    actions = {name: _action(a) for name, a in app.get("actions", {}).items()}
+    commands = {name: _action(c) for name, c in app.get("commands", {}).items()}
     return AppSpec(
         name=app["name"], kind=app["kind"], summary=app["summary"], module=app["module"],
         datasets=tuple(app.get("datasets", ())), metrics=tuple(app.get("metrics", ())),
         model_names=tuple(app.get("model_names", ())), presets=tuple(app.get("presets", ("quick", "full"))),
-        actions=actions, weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
+        actions=actions, commands=commands, weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
         default_weights=app.get("default_weights"), card_path=path,
     )
 
@@ -246,10 +262,8 @@ def load_module(spec: AppSpec) -> ModuleType:
 def call(app: str, action: str, **values):
     """Run an app's action: card defaults filled in, every value typed and checked, then the app function."""
     spec = get(app)
-    if action not in spec.actions:
-        raise BadInput(f"{app}: `zoo {action}` does not apply to this app")
     parameters = {o.name: o for o in spec.parameters(action)}
-    accepted = set(parameters) | ({"inputs"} if spec.actions[action].takes_inputs else set())
+    accepted = set(parameters) | ({"inputs"} if spec.declared(action).takes_inputs else set())
     unknown = sorted(set(values) - accepted)
     if unknown:
         flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
@@ -258,7 +272,7 @@ def call(app: str, action: str, **values):
     typed = {name: option.convert(values.get(name, option.default)) for name, option in parameters.items()}
     if "inputs" in accepted:
         typed["inputs"] = [Path(p) for p in values.get("inputs", ())]
-    return getattr(load_module(spec), action)(**typed)
+    return getattr(load_module(spec), action.replace("-", "_"))(**typed)
 
 
 # ------------------------------------------------------------------ weights
