@@ -186,7 +186,7 @@ def _click_option(option: registry.Option) -> click.Parameter:
     flags = [option.flag] + ([option.short] if option.short else []) + [option.name]
     if option.type == "flag":
         return click.Option(flags, is_flag=True, default=bool(option.default), help=option.help)
-    metavar = "|".join(map(str, option.choices)) if option.choices else option.type.upper()
+    metavar = option.metavar or ("|".join(map(str, option.choices)) if option.choices else option.type.upper())
     return click.Option(flags, default=None, metavar=metavar, help=option.describe())
 
 

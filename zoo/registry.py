@@ -45,6 +45,7 @@ class Option:
     short: str | None = None  # e.g. "-k"
     selects_weights: bool = False  # the value picks the shipped entry whose extra[name] equals it
     argument: bool = False  # positional (an app command's FILE), not --name
+    metavar: str | None = None  # what --help shows for the value (default: its type or choices)
     required: bool = False
 
     def __post_init__(self):
@@ -98,7 +99,7 @@ SHARED_OPTIONS = {o.name: o for o in (
     Option("out", "path", help="Run directory (default: runs/<app>-<time>)."),
     Option("resume", "flag", default=False, help="Continue an interrupted run (--out, or the latest run)."),
     Option("seed", "int", default=0, help="Random seed, set once."),
-    Option("weights", "str", help="A .keras file, a run directory (its best checkpoint) or a shipped tag."),
+    Option("weights", "str", metavar="FILE|RUN|TAG", help="A .keras file, a run directory (its best checkpoint) or a shipped tag."),
     Option("output", "path", short="-o", help="Output file (one input) or folder (several)."),
     Option("force", "flag", default=False, help="Overwrite existing outputs."),
 )}
