@@ -3,7 +3,7 @@
 The keras-io RL examples call the Keras model once per environment step
 (`model(state)` or `model.predict(state)`). The zoo steps a vector of
 environments together and evaluates a NumPy copy of the policy network
-(`zoo.rl.agents.NumpyMLP`). Each variant below plays CartPole-v1 with the same
+(`zoo.rl.networks.NumpyMLP`). Each variant below plays CartPole-v1 with the same
 PPO policy network (sampling actions from its logits) for a fixed number of
 environment steps; the ratio is against `model(state)` per step.
 
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from zoo.rl import agents  # noqa: E402
+from zoo.rl import agents, networks  # noqa: E402
 from zoo.rl.envs import env_spaces, make_env, make_vector_env  # noqa: E402
 
 ENV = "CartPole-v1"
@@ -46,12 +46,12 @@ def zoo_loop(model: keras.Model, steps: int, envs: int) -> float:
     """The zoo's acting loop: `envs` environments stepped together, the policy in NumPy."""
     spaces = env_spaces(ENV)
     env = make_vector_env(ENV, envs)
-    policy = agents.NumpyMLP(model.get_layer("policy"))
+    policy = networks.NumpyMLP(model.get_layer("policy"))
     rng = np.random.default_rng(0)
     observations, _ = env.reset(seed=0)
     started = time.perf_counter()
     for _ in range(steps // envs):
-        actions = agents._sample_actions(spaces, policy(observations.astype(np.float32)), rng)
+        actions = networks.sample_actions(spaces, policy(observations.astype(np.float32)), rng)
         observations, *_ = env.step(actions)
     return (steps // envs * envs) / (time.perf_counter() - started)
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="environment steps per variant")
     parser.add_argument("--envs", type=int, default=8, help="environments stepped together by the zoo's loop")
     args = parser.parse_args()
-    model = agents.build_model(agents.make_config("quick", "ppo", ENV))
+    model = networks.build_model(agents.make_config("quick", "ppo", ENV))
     variants = {
         "keras-io: model(state) per step": lambda: keras_io_loop(model, args.steps, lambda m, x: m(x, training=False)),
         "keras-io: model.predict per step": lambda: keras_io_loop(model, max(args.steps // 20, 50),

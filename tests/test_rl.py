@@ -86,20 +86,20 @@ def test_weights_from_another_environment_are_refused(zoo, tiny_ppo_run):
 
 def test_numpy_acting_path_matches_the_keras_model():
     """The NumPy copy used for acting computes exactly what the Keras model computes."""
-    from zoo.rl import agents
+    from zoo.rl import agents, networks
     from zoo.rl.envs import env_spaces
 
     for algo, tower in (("ppo", "policy"), ("dqn", "q_values")):
         config = agents.make_config("quick", algo, "Pendulum-v1" if algo == "ppo" else "Acrobot-v1")
         spaces_ = env_spaces(config.env)
-        model = agents.build_model(config, spaces_)
+        model = networks.build_model(config, spaces_)
         observations = np.random.default_rng(0).normal(size=(5, spaces_.observation_size)).astype(np.float32)
         expected = np.asarray(model.get_layer(tower)(observations))
-        np.testing.assert_allclose(agents.NumpyMLP(model.get_layer(tower))(observations), expected, atol=1e-5)
+        np.testing.assert_allclose(networks.NumpyMLP(model.get_layer(tower))(observations), expected, atol=1e-5)
 
 
 def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
-    from zoo.rl.agents import gae
+    from zoo.rl.buffers import gae
 
     rewards = np.array([[1.0], [2.0], [3.0]])
     values = np.array([[0.5], [0.25], [0.0]])
@@ -110,7 +110,7 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
 
 
 def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():
-    from zoo.rl.agents import double_dqn_loss
+    from zoo.rl.dqn import double_dqn_loss
 
     q_values = np.array([[1.0, 0.0],     # Q(s) of the one transition; action 0 was taken
                          [0.0, 5.0]],    # online Q(s'): argmax is action 1
@@ -125,7 +125,7 @@ def test_double_dqn_target_uses_the_online_argmax_and_the_target_value():
 
 
 def test_gaussian_log_prob_matches_the_formula():
-    from zoo.rl.agents import log_prob_and_entropy
+    from zoo.rl.ppo import log_prob_and_entropy
     from zoo.rl.envs import Spaces
 
     spaces_ = Spaces("test", 3, False, 2, (-1.0, -1.0), (1.0, 1.0))
@@ -199,7 +199,7 @@ def test_dqn_trains_and_resumes_on_a_tiny_budget(tmp_path):
     import dataclasses
 
     from zoo import harness
-    from zoo.rl import agents
+    from zoo.rl import agents, dqn, networks
     from zoo.rl.envs import env_spaces
 
     config = dataclasses.replace(agents.make_config("quick", "dqn", "CartPole-v1", steps=400), hidden=(16,),
@@ -207,7 +207,7 @@ def test_dqn_trains_and_resumes_on_a_tiny_budget(tmp_path):
                                  buffer_size=300, eval_every=200, eval_episodes=2)
     spaces_ = env_spaces("CartPole-v1")
     run = harness.start_run("rl-test", config, tmp_path / "dqn", seed=1)
-    model = agents.train_dqn(run, spaces_, seed=1)
+    model = dqn.train_dqn(run, spaces_, seed=1)
     state = run.state()
     assert state["step"] == 400 and state["round"] == 2 and state["finished"]
     with np.load(run.file("resume.npz")) as saved:
@@ -215,9 +215,9 @@ def test_dqn_trains_and_resumes_on_a_tiny_budget(tmp_path):
     assert np.isfinite([r["loss"] for r in run.log_rows()]).all()
     resumed = harness.start_run("rl-test", config, tmp_path / "dqn", resume=True)
     resumed.config = dataclasses.replace(resumed.config, steps=600)
-    agents.train_dqn(resumed, spaces_, seed=1)
+    dqn.train_dqn(resumed, spaces_, seed=1)
     assert resumed.state()["step"] == 600 and len(resumed.log_rows()) == 3
-    assert agents.algo_of(model) == "dqn"
+    assert networks.algo_of(model) == "dqn"
 
 
 def test_ppo_with_a_gaussian_policy_on_a_box_action_space(zoo, tmp_path):
@@ -243,11 +243,11 @@ def test_ppo_trains_under_jax_without_tensorflow(tmp_path):
     assert (tmp_path / "run" / "best.keras").exists()
     # ... and the JAX-trained file loads and acts under TensorFlow.
     from zoo import harness
-    from zoo.rl import agents
+    from zoo.rl import networks
     from zoo.rl.envs import env_spaces
 
     model = harness.load_model(tmp_path / "run" / "best.keras")
-    assert agents.greedy_policy(model, env_spaces("CartPole-v1"))(np.zeros((3, 4), np.float32)).shape == (3,)
+    assert networks.greedy_policy(model, env_spaces("CartPole-v1"))(np.zeros((3, 4), np.float32)).shape == (3,)
 
 
 # ------------------------------------------------------- shipped weights
