@@ -319,6 +319,8 @@ def load_model(path: Path, app: str | None = None) -> keras.Model:
     owner = registry.app_of_model(_model_name(path)) if app else None
     if owner is not None and owner.name != app:
         raise BadInput(f"{path}: {_article(owner.name)} model, not {_article(app)} one")
+    if app:
+        registry.load_module(registry.get(app))  # registers the app's custom layers
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here
