@@ -156,7 +156,7 @@ def test_training_batches_are_shuffled_augmented_and_keep_their_labels(backend_p
     for i in range(40):
         images[i, 8:20, 8:20] = 100 + 3 * i  # brightness encodes the index, whatever the flip or shift
     targets = np.eye(40, dtype=np.float32)
-    config = classify.Config(batch_size=16, translate=0.07)
+    config = classify.Config(batch_size=16, augment=("flip", "shift"))
     batches = (classify.training_batches(images, targets, config, seed=0) if backend_path == "tf.data" else
                classify.AugmentedBatches(images, targets, 16, classify.augmenter(config), seed=0))
     pairs = [(np.asarray(x), np.asarray(y)) for x, y in (batches if backend_path == "tf.data"
@@ -199,6 +199,31 @@ def test_train_on_a_class_folder_writes_the_run(zoo, class_folder, tmp_path):
     assert Image.open(out / "confusion.png").size[0] > 100
     config = json.loads((out / "config.json").read_text())
     assert config["class_names"] == ["bright", "dark"] and config["image_shape"] == [32, 32, 3]
+    assert config["augment"] == ["shift"]  # a folder's default: no flips, which would garble digits or text
+    from zoo import harness
+
+    assert not harness.load_model(out / "model.keras").get_layer("labels").mirrored
+
+
+def test_presets_give_any_dataset_size_their_optimizer_steps():
+    quick, full = classify.PRESETS["quick"], classify.PRESETS["full"]
+    assert classify.epochs_for(quick, 55_000) == 2 and classify.epochs_for(full, 55_000) == 10  # Fashion-MNIST
+    small = classify.epochs_for(quick, 3_667)  # 4,000 images less the validation twelfth
+    assert small == 30 and small * -(-3_667 // quick.batch_size) >= quick.steps
+    assert classify.epochs_for(quick, 10) == quick.max_epochs
+
+
+@pytest.mark.parametrize("text, folder, expected", [
+    (None, False, ("flip",)), (None, True, ("shift",)), ("none", True, ()), ("shift, flip", False, ("shift", "flip")),
+])
+def test_augmentations_are_chosen_per_dataset_and_overridable(text, folder, expected):
+    assert classify.augmentations(text, ("flip",), folder) == expected
+
+
+def test_an_unknown_augmentation_is_an_error(zoo, class_folder, tmp_path):
+    assert_one_line_error(zoo("train", "classify", "--data", class_folder, "--augment", "flip,spin",
+                              "--out", tmp_path / "r"), "--augment flip,spin", "flip, shift")
+    assert not (tmp_path / "r").exists()
 
 
 # --------------------------------------------------------------- bad input

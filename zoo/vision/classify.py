@@ -10,7 +10,11 @@ Random horizontal flips and shifts (Keras preprocessing layers, run in a
 parallel tf.data input pipeline beside the training step) augment the data;
 AdamW (Loshchilov & Hutter, ICLR 2019) with a one-cycle schedule (linear
 warm-up, cosine decay; Smith & Topin, 2017) and label smoothing (Szegedy et
-al., CVPR 2016) train it.
+al., CVPR 2016) train it. A preset is a number of optimizer steps, not of
+epochs, so that a folder of a few thousand images gets as many updates as
+Fashion-MNIST does. Flips (`--augment`) suit garments and most photos and are
+the built-in datasets' default; a class folder gets shifts only, since a
+mirrored digit, letter or sign is another thing.
 
 Data (`zoo.data.labelled_images`):
 - Fashion-MNIST (Xiao et al., 2017), 28x28 greyscale, read offline from
@@ -48,6 +52,7 @@ from zoo.data.labelled_images import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, Lab
 from zoo.errors import BadInput
 from zoo.files import atomic_output, check_output_path, output_for
 
+AUGMENTATIONS = ("flip", "shift")
 DATASETS = {"fashion-mnist": (labelled_images.fashion_mnist, FASHION_MNIST_CLASSES, True),
             "cifar10": (labelled_images.cifar10, CIFAR10_CLASSES, False)}  # loader, classes, dark background
 
@@ -61,13 +66,15 @@ class Config:
     blocks: tuple[int, ...] = (0, 1, 1)  # residual blocks per stage (the first has the stem; later ones need one)
     dropout: float = 0.1
     batch_size: int = 128
-    epochs: int = 2
+    steps: int = 1720  # optimizer updates, whatever the data's size: a small folder gets more epochs
+    max_epochs: int = 100  # ... up to this many, so that a tiny folder does not loop for hours
+    epochs: int | None = None  # set from `steps` by `train` (or --epochs)
     learning_rate: float = 3e-3  # the one-cycle peak
     warmup: float = 0.15  # fraction of the steps spent warming up to the peak
     weight_decay: float = 0.05  # decoupled (AdamW): scaled by the learning rate
     label_smoothing: float = 0.1
-    translate: float = 0.07  # random shifts, as a fraction of the side (2 pixels of 28)
-    flip: bool = True  # garments and most photos look the same mirrored
+    augment: tuple[str, ...] = ("flip",)  # of AUGMENTATIONS; `train` drops flips for class folders by default
+    translate: float = 0.07  # the "shift" augmentation, as a fraction of the side (2 pixels of 28)
     validation_fraction: float = 1 / 12  # 5,000 of Fashion-MNIST's 60,000
     # Filled in from the data by `train`:
     image_shape: tuple[int, ...] = (28, 28, 1)
@@ -77,11 +84,12 @@ class Config:
 
 # Sized for a 2-core CPU: quick within 3 minutes, full within 30 (see the model card for measured times).
 PRESETS = {
-    # Two epochs learn fastest unregularised, in small batches at a high rate (model card: accuracy, time).
-    "quick": Config(widths=(16, 32, 64), epochs=2, batch_size=64, learning_rate=8e-3, translate=0.0,
+    # Two epochs of Fashion-MNIST learn fastest unregularised, in small batches at a high rate
+    # (model card: accuracy, time).
+    "quick": Config(widths=(16, 32, 64), steps=1720, batch_size=64, learning_rate=8e-3, augment=("flip",),
                     label_smoothing=0.0, dropout=0.0),
-    # Narrower than 32-64-128 so that 10 epochs fit the half hour on a 2-core CPU.
-    "full": Config(widths=(24, 48, 96), epochs=10),
+    # Narrower than 32-64-128 so that 10 epochs of Fashion-MNIST fit the half hour on a 2-core CPU.
+    "full": Config(widths=(24, 48, 96), steps=4300, augment=("flip", "shift")),
 }
 
 
@@ -141,7 +149,7 @@ def build_model(config: Config) -> keras.Model:
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dropout(config.dropout, name="dropout")(x)
     logits = layers.Dense(len(config.class_names), name="logits")(x)
-    outputs = ClassLabels(config.class_names, config.dark_background, config.flip, name="labels")(logits)
+    outputs = ClassLabels(config.class_names, config.dark_background, "flip" in config.augment, name="labels")(logits)
     return keras.Model(pixels, outputs, name="classify")
 
 
@@ -166,10 +174,30 @@ def load_data(config: Config, seed: int) -> tuple[Config, LabelledImages, Labell
     return config, everything.subset(train_idx), everything.subset(validation_idx), test
 
 
+def augmentations(text: str | None, preset: tuple[str, ...], folder: bool) -> tuple[str, ...]:
+    """`--augment flip,shift` or `none`. By default the preset's for the built-in datasets, whose
+    classes look the same mirrored, and shifts alone for a class folder: flips are wrong for
+    digits, letters, text, signs, anything with a handedness."""
+    if text is None:
+        return ("shift",) if folder else preset
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if names == ("none",):
+        return ()
+    if not names or any(name not in AUGMENTATIONS for name in names):
+        raise BadInput(f"--augment {text}: use {', '.join(AUGMENTATIONS)} (comma-separated) or none")
+    return names
+
+
+def epochs_for(config: Config, train_images: int) -> int:
+    """Epochs that give the preset's optimizer steps on this many images, within max_epochs."""
+    steps_per_epoch = -(-train_images // config.batch_size)
+    return min(config.max_epochs, -(-config.steps // steps_per_epoch))
+
+
 def augmenter(config: Config) -> keras.Sequential:
     """Random horizontal flips and shifts (filled with black), as Keras preprocessing layers."""
-    steps = [layers.RandomFlip("horizontal")] if config.flip else []
-    if config.translate:
+    steps = [layers.RandomFlip("horizontal")] if "flip" in config.augment else []
+    if "shift" in config.augment:
         steps.append(layers.RandomTranslation(config.translate, config.translate, fill_mode="constant"))
     return keras.Sequential(steps, name="augment")
 
@@ -314,10 +342,13 @@ def compile_for_training(model: keras.Model, config: Config, steps: int) -> None
 
 
 def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          dataset: str) -> dict:
-    config = dataclasses.replace(PRESETS[preset], dataset=dataset, data=str(data) if data else None)
+          dataset: str, augment: str | None) -> dict:
+    config = PRESETS[preset]
+    config = dataclasses.replace(config, dataset=dataset, data=str(data) if data else None,
+                                 augment=augmentations(augment, config.augment, folder=data is not None))
     run_name = "classify-" + (Path(data).name if data else dataset)
     config, train_set, validation_set, test_set = load_data(config, seed)
+    config = dataclasses.replace(config, epochs=epochs or epochs_for(config, len(train_set)))
     run = harness.start_run(run_name, config, out, resume, seed, epochs)
     config = run.config
     model = build_model(config)
