@@ -312,3 +312,50 @@ def test_quick_preset_reaches_90_percent(zoo, tmp_path):
     result = zoo("train", "classify", "--preset", "quick", "--out", tmp_path / "quick")
     assert result.code == 0, result.err
     assert json.loads((tmp_path / "quick" / "metrics.json").read_text())["accuracy"] >= 0.90
+
+
+# ------------------------------------------------------------ transfer learning
+
+
+def test_a_saved_model_is_a_backbone_for_another_folder(zoo, class_folder, tiny_weights, tmp_path):
+    """The tiny Fashion-MNIST-shaped model (28x28 grey) as the backbone of an RGB two-class folder:
+    images converted to its input, its features frozen for the head, then fine-tuned."""
+    from zoo import harness
+
+    out = tmp_path / "run"
+    result = zoo("train", "classify", "--data", class_folder, "--backbone", tiny_weights, "--epochs", "1", "--out", out)
+    assert result.code == 0, result.err
+    config = json.loads((out / "config.json").read_text())
+    assert config["backbone"] == str(tiny_weights) and config["image_shape"] == [28, 28, 1]
+    trained = harness.load_model(out / "model.keras")
+    original = harness.load_model(tiny_weights)
+    assert classify.class_names(trained) == ["bright", "dark"]
+    before = original.get_layer("stem_conv").get_weights()[0]
+    after = trained.get_layer("backbone").get_layer("stem_conv").get_weights()[0]
+    assert before.shape == after.shape and not np.allclose(before, after)  # fine-tuned, not only the head
+
+
+@pytest.mark.parametrize("backbone, fragments", [
+    ("resnet9000", ["--backbone resnet9000", "neither one of efficientnetb0"]),
+    ("upscale", ["has no global pooling"]),
+])
+def test_a_backbone_that_is_no_feature_extractor_is_an_error(zoo, class_folder, tmp_path, backbone, fragments):
+    from zoo import registry
+
+    spec = str(registry.resolve_weights("upscale", "x2")) if backbone == "upscale" else backbone
+    assert_one_line_error(zoo("train", "classify", "--data", class_folder, "--backbone", spec,
+                              "--out", tmp_path / "r"), *fragments)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_imagenet_backbone_offline_names_the_file_to_place():
+    """Offline (as here), the error says which file to put in Keras's cache; online it builds."""
+    from zoo.errors import BadInput
+    from zoo.vision import backbones
+
+    try:
+        extractor = backbones.feature_extractor("mobilenetv3small", 96)
+    except BadInput as error:
+        assert "weights_mobilenet_v3_small" in str(error) and ".keras/models" in str(error)
+    else:
+        assert extractor.output_shape[-1] > 0

@@ -72,6 +72,11 @@ class Run:
     def state(self) -> dict:
         return self.read_json("state.json", {})
 
+    def epochs_backed_up(self) -> int:
+        """Epochs of `fit` that BackupAndRestore holds, so that --resume goes on after them."""
+        metadata = self.file("backup") / "training_metadata.json"
+        return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
     # -- checkpoints
     def save_checkpoint(self, model: keras.Model, which: str = "last") -> Path:
         path = self.file(f"{which}.keras")
@@ -282,9 +287,7 @@ def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, m
     """`model.fit` with the harness's logs, checkpoints and resume."""
     check_trainable_here(model)
     backup = run.file("backup")
-    done = json.loads((backup / "training_metadata.json").read_text())["epoch"] if (
-        backup / "training_metadata.json").exists() else 0
-    rows = run.truncate_log(done) if run.resumed else []
+    rows = run.truncate_log(run.epochs_backed_up()) if run.resumed else []
     previous = [r[monitor] for r in rows if monitor in r]
     best = (min if mode == "min" else max)(previous) if previous else None
     all_callbacks = [
@@ -313,14 +316,15 @@ def best_model(run: Run) -> keras.Model:
 def load_model(path: Path, app: str | None = None) -> keras.Model:
     """Load a .keras file with safe_mode=True, turning a bad file into one line.
 
-    With `app`, a file whose model another app's card claims is refused by name
+    A zoo file's own app module is imported first, for its custom layers. With `app`, a file
+    whose model another app's card claims is refused by name
     ("upscale_x2.keras: an upscale model, not a classify one") before anything is built.
     """
-    owner = registry.app_of_model(_model_name(path)) if app else None
-    if owner is not None and owner.name != app:
+    owner = registry.app_of_model(_model_name(path))
+    if app and owner is not None and owner.name != app:
         raise BadInput(f"{path}: {_article(owner.name)} model, not {_article(app)} one")
-    if app:
-        registry.load_module(registry.get(app))  # registers the app's custom layers
+    if owner is not None:
+        registry.load_module(owner)  # registers the custom layers its file needs
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here

@@ -138,6 +138,17 @@ def class_folder(folder: Path, size: int = 32) -> LabelledImages:
                           tuple(p.name for p in classes))
 
 
+def conform(data: LabelledImages, shape: tuple[int, int, int]) -> LabelledImages:
+    """The images fitted to a square `shape` (aspect kept, padded) with its channels (grey or RGB)."""
+    side, _, channels = shape
+    if data.images.shape[1:] == tuple(shape):
+        return data
+    mode = "L" if channels == 1 else "RGB"
+    fitted = np.stack([fit_image(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert(mode), side)
+                       for image in data.images])
+    return LabelledImages(fitted.reshape(len(fitted), side, side, channels), data.labels, data.class_names)
+
+
 def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) indices, `fraction` of each class in validation and one at least,
     except that a class's only image stays in training."""

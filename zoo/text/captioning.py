@@ -56,11 +56,10 @@ from zoo.errors import BadInput
 from zoo.files import check_output_path
 from zoo.text.beam_search import Hypothesis, Tokens, decode_batch
 from zoo.text.metrics import caption_scores
+from zoo.vision import backbones
 
 APP = "captioning"
 TOKENIZER_FILE = "vocab.txt"  # beside a run's checkpoints; shipped weights use <name>.vocab.txt
-APPLICATIONS = {"efficientnetb0": "EfficientNetB0", "mobilenetv3small": "MobileNetV3Small",
-                "convnexttiny": "ConvNeXtTiny"}  # these take RGB in [0, 255] and normalise inside
 EVALUATION_IMAGES = 500  # per generated test split
 BASELINE_TRAIN_IMAGES = 5000  # training scenes the nearest-neighbour baseline searches
 MAP_SIDE = 224  # attention maps are drawn on the photo at this size
@@ -173,12 +172,7 @@ def small_cnn(image):
 
 def application_features(name: str, image):
     """A frozen ImageNet backbone from keras.applications (its weights download once)."""
-    try:
-        backbone = getattr(keras.applications, APPLICATIONS[name])(include_top=False, weights="imagenet",
-                                                                   input_shape=tuple(image.shape[1:]))
-    except Exception as error:  # offline, or a size the backbone refuses
-        raise BadInput(f"--backbone {name}: could not build it with ImageNet weights ({type(error).__name__}: "
-                       f"{str(error)[:100]}); offline, use --backbone cnn or hub:PATH") from None
+    backbone = backbones.imagenet(name, tuple(image.shape[1:]))
     backbone.trainable = False
     return backbone(image, training=False)
 
@@ -241,10 +235,10 @@ def build_encoder(config: Config) -> keras.Model:
         inputs = keras.Input((side, side, 3), name="image")
         if config.backbone == "cnn":
             grid = small_cnn(inputs)
-        elif config.backbone in APPLICATIONS:
+        elif config.backbone in backbones.APPLICATIONS:
             grid = application_features(config.backbone, inputs)
         else:
-            raise BadInput(f"--backbone {config.backbone}: expected cnn, {', '.join(APPLICATIONS)} "
+            raise BadInput(f"--backbone {config.backbone}: expected cnn, {', '.join(backbones.APPLICATIONS)} "
                            "or hub:HANDLE_OR_PATH")
     if len(grid.shape) not in (2, 4) or None in grid.shape[1:]:
         raise BadInput(f"--backbone {config.backbone}: gives features of shape {grid.shape}; "

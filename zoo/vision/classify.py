@@ -51,6 +51,7 @@ from zoo.data.images import read_image, save_image
 from zoo.data.labelled_images import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, LabelledImages
 from zoo.errors import BadInput
 from zoo.files import atomic_output, check_output_path, output_for
+from zoo.vision import backbones
 
 AUGMENTATIONS = ("flip", "shift")
 DATASETS = {"fashion-mnist": (labelled_images.fashion_mnist, FASHION_MNIST_CLASSES, True),
@@ -69,6 +70,10 @@ class Config:
     steps: int = 1720  # optimizer updates, whatever the data's size: a small folder gets more epochs
     max_epochs: int = 100  # ... up to this many, so that a tiny folder does not loop for hours
     epochs: int | None = None  # set from `steps` by `train` (or --epochs)
+    backbone: str | None = None  # keras.applications name or .keras path: transfer learning (`backbone_model`)
+    backbone_side: int = 96  # the input side of a keras.applications backbone
+    head_fraction: float = 0.25  # of the steps, spent training the new head on the frozen backbone
+    fine_tune_rate: float = 0.1  # the learning rate then, for every layer, relative to `learning_rate`
     learning_rate: float = 3e-3  # the one-cycle peak
     warmup: float = 0.15  # fraction of the steps spent warming up to the peak
     weight_decay: float = 0.05  # decoupled (AdamW): scaled by the learning rate
@@ -137,8 +142,11 @@ def residual_block(x, width: int, name: str, strides: int = 1):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-def build_model(config: Config) -> keras.Model:
-    """Pixels in [0, 255] (N, H, W, C) -> class logits (N, classes)."""
+def build_model(config: Config, extractor: keras.Model | None = None) -> keras.Model:
+    """Pixels in [0, 255] (N, H, W, C) -> class logits (N, classes); on `extractor`'s features
+    when one is given (transfer learning), else the residual network above."""
+    if extractor is not None:
+        return backbone_model(config, extractor)
     pixels = keras.Input(tuple(config.image_shape), name="pixels")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(pixels)
     x = conv_bn(x, config.widths[0], "stem")
@@ -153,6 +161,17 @@ def build_model(config: Config) -> keras.Model:
     return keras.Model(pixels, outputs, name="classify")
 
 
+def backbone_model(config: Config, extractor: keras.Model) -> keras.Model:
+    """A new classifier head on a pretrained feature extractor."""
+    pixels = keras.Input(tuple(config.image_shape), name="pixels")
+    # Inference mode inside, always: batch norm keeps its pretrained statistics while fine-tuning.
+    x = extractor(pixels, training=False)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    logits = layers.Dense(len(config.class_names), name="logits")(x)
+    outputs = ClassLabels(config.class_names, config.dark_background, "flip" in config.augment, name="labels")(logits)
+    return keras.Model(pixels, outputs, name="classify")
+
+
 def class_names(model: keras.Model) -> list[str]:
     return model.get_layer("labels").names
 
@@ -160,14 +179,18 @@ def class_names(model: keras.Model) -> list[str]:
 # --------------------------------------------------------------------- data
 
 
-def load_data(config: Config, seed: int) -> tuple[Config, LabelledImages, LabelledImages, LabelledImages | None]:
-    """(config filled in from the data, train, validation, test or None for a folder)."""
+def load_data(config: Config, seed: int, shape: tuple[int, int, int] | None = None
+              ) -> tuple[Config, LabelledImages, LabelledImages, LabelledImages | None]:
+    """(config filled in from the data, train, validation, test or None for a folder); with
+    `shape`, a backbone's input, every image fitted to it."""
     if config.data:
-        everything = labelled_images.class_folder(Path(config.data), config.image_size)
+        everything = labelled_images.class_folder(Path(config.data), shape[0] if shape else config.image_size)
         test, classes, dark = None, everything.class_names, False
     else:
         loader, classes, dark = DATASETS[config.dataset]
         everything, test = loader("train"), loader("test")
+    if shape:
+        everything, test = (labelled_images.conform(d, shape) if d else None for d in (everything, test))
     train_idx, validation_idx = labelled_images.stratified_split(everything.labels, config.validation_fraction, seed)
     config = dataclasses.replace(config, image_shape=everything.images.shape[1:], class_names=tuple(classes),
                                  dark_background=dark)
@@ -318,11 +341,7 @@ def _test_set(model: keras.Model, data: Path | None) -> LabelledImages:
     folder = labelled_images.class_folder(Path(data), model.input_shape[1])
     if list(folder.class_names) != names:
         raise BadInput(f"{data}: class folders {list(folder.class_names)} are not the model's classes {names}")
-    if folder.images.shape[-1] != model.input_shape[-1]:
-        channels = model.input_shape[-1]
-        rgb = np.repeat(folder.images, 3, axis=-1) if channels == 3 else folder.images[..., :1]
-        folder = LabelledImages(rgb, folder.labels, folder.class_names)
-    return folder
+    return labelled_images.conform(folder, model.input_shape[1:])
 
 
 # ---------------------------------------------------------- CLI entry points
@@ -342,21 +361,26 @@ def compile_for_training(model: keras.Model, config: Config, steps: int) -> None
 
 
 def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          dataset: str, augment: str | None) -> dict:
+          dataset: str, augment: str | None, backbone: str | None) -> dict:
     config = PRESETS[preset]
-    config = dataclasses.replace(config, dataset=dataset, data=str(data) if data else None,
+    config = dataclasses.replace(config, dataset=dataset, data=str(data) if data else None, backbone=backbone,
                                  augment=augmentations(augment, config.augment, folder=data is not None))
-    run_name = "classify-" + (Path(data).name if data else dataset)
-    config, train_set, validation_set, test_set = load_data(config, seed)
+    extractor = backbones.feature_extractor(backbone, config.backbone_side) if backbone else None
+    shape = tuple(d or config.image_size for d in extractor.input_shape[1:]) if extractor else None
+    config, train_set, validation_set, test_set = load_data(config, seed, shape)
     config = dataclasses.replace(config, epochs=epochs or epochs_for(config, len(train_set)))
-    run = harness.start_run(run_name, config, out, resume, seed, epochs)
+    run = harness.start_run("classify-" + (Path(data).name if data else dataset), config, out, resume, seed, epochs)
     config = run.config
-    model = build_model(config)
-    compile_for_training(model, config, steps=config.epochs * -(-len(train_set) // config.batch_size))
+    model = build_model(config, extractor)
     one_hot = np.eye(len(config.class_names), dtype=np.float32)  # label smoothing needs one-hot targets
     batches = training_batches(train_set.images, one_hot[train_set.labels], config, seed)
-    harness.fit(run, model, batches, (validation_set.images, one_hot[validation_set.labels]),
-                epochs=config.epochs, monitor="val_accuracy", mode="max", shuffle=False)  # batches come shuffled
+    validation = (validation_set.images, one_hot[validation_set.labels])
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    if extractor is not None:
+        config = fine_tuning(run, model, extractor, config, batches, validation, steps_per_epoch)
+    compile_for_training(model, config, steps=config.epochs * steps_per_epoch)
+    harness.fit(run, model, batches, validation, epochs=config.epochs, monitor="val_accuracy", mode="max",
+                shuffle=False)  # batches come shuffled
     best = harness.best_model(run)
     held_out = test_set if test_set is not None else validation_set
     metrics = {"split": "test" if test_set is not None else "validation", **classification_metrics(best, held_out)}
@@ -364,6 +388,22 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
     plot_confusion(metrics, run.file("confusion.png"))
     return {"run": str(run.path), "split": metrics["split"], "accuracy": metrics["accuracy"],
             "per_class_accuracy": metrics["per_class_accuracy"]}
+
+
+def fine_tuning(run: harness.Run, model: keras.Model, extractor: keras.Model, config: Config, batches, validation,
+                steps_per_epoch: int) -> Config:
+    """Train the new head alone on the frozen backbone, then unfreeze it: the config to fine-tune with.
+
+    A random head's first gradients would wreck the pretrained features; once the head fits, every
+    layer trains at a tenth of the rate. A run resumed past that point restores all weights instead.
+    """
+    if run.epochs_backed_up() == 0:
+        extractor.trainable = False
+        head_epochs = max(1, round(config.head_fraction * config.epochs))
+        compile_for_training(model, config, steps=head_epochs * steps_per_epoch)
+        model.fit(batches, validation_data=validation, epochs=head_epochs, verbose=2)
+    extractor.trainable = True
+    return dataclasses.replace(config, learning_rate=config.learning_rate * config.fine_tune_rate)
 
 
 def evaluate(*, weights: str | None, data: Path | None) -> dict:
