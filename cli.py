@@ -253,13 +253,13 @@ zoo.add_command(AppGroup("demo", help="Run an app on your input files."))
 # ------------------------------------------------- explain / visualize
 
 
-def _explainer(app: str, weights: Path | None):
+def _explainer(app: str, weights: Path | None, reference: Path | None = None):
     """zoo.vision.explain (Keras) and the app's Explainable, imported only when the command runs."""
     spec = registry.get(app)
     with _quiet_import():
         from zoo.vision import explain
 
-        return explain, explain.load(spec.name, weights)
+        return explain, explain.load(spec.name, weights, reference)
 
 
 @zoo.command()
@@ -271,16 +271,18 @@ def _explainer(app: str, weights: Path | None):
 @click.option("--target", help="Class to explain, by name or index (default: the top prediction).")
 @click.option("--layer", help="Convolutional layer for Grad-CAM (default: the last one).")
 @click.option("--weights", type=click.Path(path_type=Path), help="A .keras file or a run directory.")
+@click.option("--reference", type=click.Path(path_type=Path),
+              help="For apps that score a match (faces): the photo IMAGE is matched against.")
 @click.option("--force", is_flag=True, help="Overwrite the output.")
 def explain(app: str, image: Path, output: Path, method: str, target: str | None, layer: str | None,
-            weights: Path | None, force: bool) -> None:
+            weights: Path | None, reference: Path | None, force: bool) -> None:
     """Which pixels made APP's model decide: a saliency map over IMAGE as the model saw it."""
     from zoo.data.images import read_image, save_image
     from zoo.files import check_output_path
 
     photo = read_image(image)
     check_output_path(output, force)
-    tools, explainable = _explainer(app, weights)
+    tools, explainable = _explainer(app, weights, reference)
     heatmap, seen, label = tools.saliency(explainable, photo, method, target, layer)
     save_image(tools.overlay(seen, heatmap), output, force=force)
     click.echo(f"{image}: {method} map{f' for {label}' if label else ''} -> {output}")

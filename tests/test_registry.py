@@ -15,9 +15,10 @@ from zoo.errors import BadInput, ZooError
 
 REPO = Path(__file__).resolve().parent.parent
 APP_KEYS = {"name", "kind", "summary", "module", "datasets", "metrics", "model_names", "presets", "default_weights",
-            "actions"}
+            "actions", "commands"}
 SHARED = {"train": {"preset", "epochs", "data", "out", "resume", "seed"},
-          "evaluate": {"weights", "data", "json"}, "demo": {"inputs", "weights", "output", "force", "json"}}
+          "evaluate": {"weights", "data", "json", "output", "force"},
+          "demo": {"inputs", "weights", "output", "force", "json"}}
 SPECS = registry.all_specs()
 ENTRIES = [(spec, entry) for spec in SPECS for entry in spec.weights]
 
@@ -30,7 +31,7 @@ def _id(pair):
 def test_app_section_has_the_required_and_only_permitted_keys(spec):
     app = json.loads(spec.card_path.read_text())["app"]
     assert set(app) <= APP_KEYS, set(app) - APP_KEYS
-    assert APP_KEYS - {"datasets", "default_weights"} <= set(app)
+    assert APP_KEYS - {"datasets", "default_weights", "commands"} <= set(app)
     assert spec.model_names and spec.metrics and spec.presets
     assert spec.default_weights in spec.tags or not spec.weights
 
@@ -74,8 +75,12 @@ def test_weights_entry_holds_the_declared_metrics_beside_a_baseline(pair):
 @pytest.mark.parametrize("pair", ENTRIES, ids=_id)
 def test_weights_file_matches_its_entry_and_loads_in_safe_mode(pair):
     spec, entry = pair
+    if entry.built_by and not entry.path.exists():  # converted on first use, by the app's own command
+        registry.call(spec.name, entry.built_by)
     path = registry.resolve_weights(spec.name, entry.tag)  # the sha256 against the card's
-    model = harness.load_model(path, app=spec.name)  # safe_mode=True
+    model = harness.load_model(path, app=spec.name)  # safe_mode=True; a built file's weights against the card's
+    if entry.built_by:
+        assert harness.weights_sha256(model) == entry.sha256
     assert spec.owns_model(model.name), model.name
     assert model.count_params() == entry.params
 
@@ -127,6 +132,17 @@ def test_shipped_weights_that_are_missing_or_altered_are_refused(weights_dir):
     (weights_dir / "fragile.keras").write_bytes(b"not the shipped bytes")
     with pytest.raises(BadInput, match="sha256 differs"):
         registry.resolve_weights("fragile", "t")
+
+
+def test_weights_built_on_first_use_say_which_command_builds_them(weights_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    _card(weights_dir, "converted", extra={"built_by": "import-it"})
+    with pytest.raises(registry.NotBuilt, match="not built yet; `zoo converted import-it` builds it") as missing:
+        registry.resolve_weights("converted")
+    assert missing.value.path == tmp_path / "cache" / "models" / "converted.keras"
+    missing.value.path.parent.mkdir(parents=True)
+    missing.value.path.write_bytes(b"checked by its weights when it loads")
+    assert registry.resolve_weights("converted") == missing.value.path
 
 
 def test_weights_may_be_a_run_directory_a_file_or_a_tag(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -326,9 +327,22 @@ def load_model(path: Path, app: str | None = None) -> keras.Model:
     if owner is not None:
         registry.load_module(owner)  # registers the custom layers its file needs
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here
         raise BadInput(f"{path}: not a loadable .keras model ({type(error).__name__}: {str(error)[:120]})") from None
+    built = [e for e in registry.get(app).weights if e.built_by and e.path == Path(path)] if app else []
+    if built and weights_sha256(model) != built[0].sha256:
+        raise BadInput(f"{path}: its weights differ from the model card's (sha256); rebuild it with "
+                       f"`zoo {app} {built[0].built_by} --force`")
+    return model
+
+
+def weights_sha256(model: keras.Model) -> str:
+    """sha256 of the weights themselves (float32, in order): stable across saves, unlike a .keras zip's."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def _article(word: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from zoo.data.download import cache_dir
 from zoo.errors import BadInput, ZooError
 from zoo.files import check_input_file, sha256_file
 
@@ -148,8 +149,14 @@ class WeightsEntry:
     extra: dict = field(default_factory=dict)  # app-specific: selector values, notes, per-image numbers
 
     @property
+    def built_by(self) -> str | None:
+        """The app command that builds this file on first use (converted, too big to ship), if any."""
+        return self.extra.get("built_by")
+
+    @property
     def path(self) -> Path:
-        return WEIGHTS_DIR / self.file
+        """Shipped files live beside the cards; built ones in the cache, where their command writes them."""
+        return cache_dir() / "models" / self.file if self.built_by else WEIGHTS_DIR / self.file
 
     @classmethod
     def from_card(cls, record: dict, card: Path) -> WeightsEntry:
@@ -313,7 +320,21 @@ def _user_weights(weights: Path) -> Path:
     return weights
 
 
+class NotBuilt(BadInput):
+    """A weights file that its app builds on first use (`entry.built_by`) and that is not built yet."""
+
+    def __init__(self, spec: AppSpec, entry: WeightsEntry):
+        super().__init__(f"{entry.path}: not built yet; `zoo {spec.name} {entry.built_by}` builds it")
+        self.path = entry.path
+
+
 def _verified(spec: AppSpec, entry: WeightsEntry) -> Path:
+    """The entry's file, its sha256 checked; a built file is checked by its weights' sha256 when
+    it loads (a .keras zip differs at every save), by `harness.load_model`."""
+    if entry.built_by:
+        if not entry.path.exists():
+            raise NotBuilt(spec, entry)
+        return entry.path
     if not entry.path.exists():
         raise BadInput(f"{entry.path}: shipped weights {spec.name}/{entry.tag} are missing; reinstall, or train "
                        f"with `zoo train {spec.name}` and pass --weights")

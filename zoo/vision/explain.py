@@ -74,12 +74,13 @@ class Explainable:
     white: float = 255.0  # the input value of white: to show inputs as images and to scale visualisations
 
 
-def load(app: str, weights: Path | None = None) -> Explainable:
-    """The app's `explainable(weights)`, or a one-line error if the app has none."""
+def load(app: str, weights: Path | None = None, reference: Path | None = None) -> Explainable:
+    """The app's `explainable(weights)`, or a one-line error if the app has none; `reference` is the
+    image that a match-scoring app (faces) explains the match with."""
     module = registry.load_module(registry.get(app))
     if not hasattr(module, "explainable"):
         raise BadInput(f"{app}: this app does not expose a model to explain (it defines no explainable())")
-    return module.explainable(weights)
+    return module.explainable(weights, reference=reference) if reference else module.explainable(weights)
 
 
 # ---------------------------------------------------------------- gradients
