@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages: Fashion-MNIST (offline data), fluidsynth + General MIDI soundfont (music demo audio).
 APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm
 DEMO_PHOTO := out/chelsea.png
+ZOO_CACHE  ?= $(HOME)/.cache/keras-zoo
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -21,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	@# Real photos of known people for the faces tests: the face_recognition sdist's test images, read
+	@# from the archive (never installed: it needs dlib). MovieLens-100K ships inside the RecBole wheel;
+	@# its data files are read in place (recbole itself, which needs torch, is never imported).
+	$(BIN)/pip download -q --no-deps --no-binary :all: face_recognition==1.3.0 -d $(ZOO_CACHE)/datasets
+	$(BIN)/pip install -q --no-deps recbole==1.2.1
 	touch $(STAMP)
 
 # Upscale a real photo (scikit-image's Chelsea the cat, held out from training) 2x with the shipped weights.
