@@ -129,10 +129,14 @@ def list_apps(pattern: str, as_json: bool) -> None:
 
 
 def _weights_lines(spec: registry.AppSpec, entry: registry.WeightsEntry) -> list[str]:
-    status = "missing" if not entry.path.exists() else (
-        "ok" if registry.sha256_of(entry.path) == entry.sha256 else "SHA256 MISMATCH")
+    if entry.built_by:  # checked by its weights' sha256 when it loads
+        status = "built" if entry.path.exists() else f"built on first use by `zoo {spec.name} {entry.built_by}`"
+    else:
+        status = "missing" if not entry.path.exists() else (
+            "ok" if registry.sha256_of(entry.path) == entry.sha256 else "SHA256 MISMATCH")
     default = ", default" if entry.tag == (spec.default_weights or spec.tags[0]) else ""
-    lines = [f"  weights {entry.tag}: {entry.file} ({status}{default}, {entry.params:,} params, sha256 {entry.sha256[:12]})"]
+    lines = [f"  weights {entry.tag}: {entry.file} ({status}{default}, {entry.params:,} params, "
+             f"sha256 {entry.sha256[:12]})"]
     lines += [f"    {key}: {getattr(entry, key)}" for key in ("data", "split", "command", "evaluate_command",
                                                             "hardware", "wall_time")]
     baseline = entry.baseline.get("metrics", {})
