@@ -5,6 +5,7 @@ Biden photos need the face_recognition 1.3.0 sdist (tar.gz) in the cache or $ZOO
 (tests that use them skip without it). Reference output of dlib itself: ../shared/faces-reference.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -403,3 +404,20 @@ def test_cli_photo_without_a_face_exits_0_and_says_so(zoo, tmp_path):
     coffee = save(face_data.packaged_photos(False)["coffee"], tmp_path / "coffee.png")
     result = zoo("demo", "faces", coffee, "-o", tmp_path / "out.png")
     assert result.code == 0 and "no face found" in result.out, (result.code, result.err)
+
+
+@needs_mtcnn
+@needs_sdist
+def test_model_card_numbers_are_those_of_the_converted_embedding(zoo):
+    """`zoo evaluate faces` on the packaged photos' 28 pairs reproduces the card, baseline included."""
+    from zoo import registry
+
+    entry = registry.get("faces").entry()
+    result = zoo("evaluate", "faces", "--json")
+    assert result.code == 0, result.err
+    measured = json.loads(result.out)
+    assert measured["pairs"] == 28 and measured["embedding_sha256"] == entry.sha256
+    for metric, value in entry.metrics.items():
+        assert measured[metric] == pytest.approx(value, abs=1e-4), metric
+    for metric, value in entry.baseline["metrics"].items():
+        assert measured["baseline"][metric] == pytest.approx(value, abs=1e-4), metric
