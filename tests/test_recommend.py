@@ -284,8 +284,7 @@ def test_shipped_files_give_the_same_scores_under_jax(tmp_path):
     np.testing.assert_allclose(outputs[0][1], outputs[1][1], rtol=1e-5)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("tag", ["ranking", "mf"])
+@pytest.mark.parametrize("tag", ["ranking", "mf"])  # a few seconds: every run checks the card
 def test_card_numbers_are_those_of_the_shipped_files(ml100k, tag):
     from zoo import registry
 
