@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Debian packages: Fashion-MNIST (offline data), fluidsynth + General MIDI soundfont (music demo audio).
-APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm
+# Debian packages: Fashion-MNIST (offline data), fluidsynth + General MIDI soundfont (music demo audio),
+# chromium (the gallery's and zoo serve's browser tests, driven by Playwright).
+APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm chromium
 DEMO_PHOTO := out/chelsea.png
 ZOO_CACHE  ?= $(HOME)/.cache/keras-zoo
 

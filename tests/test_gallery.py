@@ -1,0 +1,267 @@
+"""`zoo gallery`: the static site, checked in a real browser (Debian's chromium, driven by Playwright).
+
+The site is built once per module, with the usual demo-output cache (so a second test session
+is quick); every page is then served by `python -m http.server` on 127.0.0.1 and loaded in
+chromium, which must see every image and audio file, no console or page error, no failed or
+outside request. A copy with a missing image must fail the same checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error
+from test_files import unwritable_folder
+
+from zoo import registry
+from zoo.gallery import build
+
+CHROMIUM = Path("/usr/bin/chromium")
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'keras-zoo[dev]'")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def http_server(folder: Path):
+    """`python -m http.server` on 127.0.0.1 serving `folder`; yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base, timeout=1).close()
+                break
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gallery") / "site"
+    built = build.build(out)
+    return out, built
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("apt-get install chromium")
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+# Make every image load now (not when scrolled to), wait for each, and report those that did not decode.
+IMAGES_JS = """async () => {
+  const images = [...document.images];
+  images.forEach(i => { i.loading = "eager"; });
+  await Promise.all(images.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  return images.map(i => [i.getAttribute("src"), i.naturalWidth]);
+}"""
+AUDIO_JS = """async () => Promise.all([...document.querySelectorAll("audio")].map(a => new Promise(r => {
+  const done = () => r([a.getAttribute("src"), a.readyState, a.duration]);
+  if (a.readyState >= 1) return done();
+  a.onloadedmetadata = a.onerror = done; a.load(); setTimeout(done, 10000);
+})))"""
+
+
+def _media_cut_short(request) -> bool:
+    """<audio preload="metadata"> stops its download once it has the header: not a failure
+    (a missing file still shows as HTTP 404 and as readyState 0)."""
+    return request.resource_type == "media" and request.failure == "net::ERR_ABORTED"
+
+
+def check_pages(browser, folder: Path, shots: Path) -> list[str]:
+    """Every problem a visitor's browser would meet on the site's pages (empty: none)."""
+    problems: list[str] = []
+    with http_server(folder) as base:
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+
+        def route(request_route):  # nothing may leave 127.0.0.1
+            if request_route.request.url.startswith(base):
+                request_route.continue_()
+            else:
+                problems.append(f"outside request: {request_route.request.url}")
+                request_route.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: None if _media_cut_short(r) else problems.append(
+            f"failed request: {r.url} ({r.failure})"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        for html in sorted(folder.glob("*.html")):
+            response = page.goto(base + html.name, wait_until="load")
+            if response is None or not response.ok:
+                problems.append(f"{html.name}: did not load")
+            problems += [f"{html.name}: image {src} did not load" for src, width in page.evaluate(IMAGES_JS)
+                         if width == 0]
+            for src, ready, duration in page.evaluate(AUDIO_JS):
+                with wave.open(str(folder / src)) as sound:
+                    seconds = sound.getnframes() / sound.getframerate()
+                if ready < 1 or abs(duration - seconds) > 0.1:
+                    problems.append(f"{html.name}: audio {src} readyState {ready}, {duration} s (file: {seconds:.2f} s)")
+            page.screenshot(path=shots / f"{html.stem}.png")
+        context.close()
+    return problems
+
+
+# ------------------------------------------------------------------ the site
+
+
+@needs_chromium
+def test_every_page_loads_in_a_browser_with_every_image_and_sound(site, browser, tmp_path):
+    out, built = site
+    assert check_pages(browser, out, tmp_path) == []
+    apps = [s.name for s in registry.all_specs()]
+    assert built["apps"] == apps
+    assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(
+        ["index"] + apps + [f"{a}-source" for a in apps])
+
+
+def test_index_has_one_card_per_app_with_its_headline_metric_beside_the_baseline(site):
+    out, _ = site
+    index = (out / "index.html").read_text()
+    assert index.count('class="card"') == len(registry.all_specs())
+    upscale = registry.get("upscale").entry("x2")
+    assert f"psnr_y {upscale.metrics['psnr_y']}</b> vs {upscale.baseline['metrics']['psnr_y']}" in index
+
+
+def test_app_pages_show_the_demo_outputs_and_the_card(site):
+    out, _ = site
+    upscale = (out / "upscale.html").read_text()
+    for label in ("input (pixels enlarged)", "bicubic", "model", "original"):
+        assert f"<figcaption>{label}</figcaption>" in upscale
+    assert "KERAS_BACKEND=jax zoo train upscale --preset full --scale 2" in upscale
+    music = (out / "music.html").read_text()
+    assert re.search(r'<audio controls preload="metadata" src="assets/music/song.wav">', music)
+    captioning = (out / "captioning.html").read_text()
+    assert captioning.count('alt="attention for') >= 3  # one map per word of each caption
+    assert "return <b>" in (out / "rl.html").read_text()
+    classify = (out / "classify.html").read_text()
+    assert classify.count('alt="Grad-CAM"') == classify.count('alt="integrated gradients"') == 4
+
+
+def test_source_page_reads_like_an_example_with_contents_and_highlighting(site):
+    out, _ = site
+    page = (out / "upscale-source.html").read_text()
+    assert '<p class="lead">Super-resolution: upscale a photo 2x, 3x or 4x' in page
+    anchors = re.findall(r'<a href="#([^"]+)">', page)
+    assert len(anchors) >= 5 and all(f'id="{a}"' in page for a in anchors)
+    assert "build_model" in page.split('<nav class="toc">')[1].split("</nav>")[0]
+    assert re.search(r'<span class="k">def</span>(<span class="w">)? (</span>)?<span class="nf">build_model</span>', page)
+    assert '"""Super-resolution' not in page  # the docstring is the prose, not repeated as code
+
+
+def test_pages_reference_nothing_outside_the_site(site):
+    out, _ = site
+    for html in out.glob("*.html"):
+        text = html.read_text()
+        assert not re.search(r'(src|href)="(https?:)?//', text), html.name
+        for target in re.findall(r'(?:src|href)="([^"#]+)"', text):
+            assert (out / target).is_file(), (html.name, target)
+
+
+@needs_chromium
+def test_the_checker_catches_a_missing_image(site, browser, tmp_path):
+    out, _ = site
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "assets" / "upscale" / "model.png").unlink()
+    problems = check_pages(browser, broken, tmp_path)
+    assert any("image assets/upscale/model.png did not load" in p for p in problems), problems
+    assert any(p.startswith("HTTP 404") for p in problems), problems
+
+
+def test_a_rebuild_uses_the_cache_and_replaces_the_previous_gallery(site, monkeypatch, tmp_path):
+    out, built = site
+    (out / "stale.html").write_text("from the last build")
+    monkeypatch.setattr(registry, "call", lambda *a, **k: pytest.fail("a cached demo ran again"))
+    # The run the default classify weights came from (its card: --out runs/classify-full), as if kept.
+    run = tmp_path / "runs" / "classify-full"
+    run.mkdir(parents=True)
+    (out / "assets" / "classify" / "test00001.png").rename(run / "curves.png")
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    again = build.build(out)
+    assert again["demos_run"] == [] and again["apps"] == built["apps"]
+    assert not (out / "stale.html").exists() and (out / build.MARKER).exists()
+    assert json.loads((out / build.MARKER).read_text())["apps"] == built["apps"]
+    assert '<img class="wide" src="assets/classify/curves.png"' in (out / "classify.html").read_text()
+    assert (out / "assets" / "classify" / "curves.png").read_bytes() == (run / "curves.png").read_bytes()
+    assert "curves.png" not in (out / "upscale.html").read_text()  # its run was not kept
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def siblings(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_refuses_a_folder_that_is_not_a_gallery_without_force(zoo, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    assert_one_line_error(zoo("gallery", "-o", mine), str(mine), "not a previous gallery", "--force")
+    assert siblings(mine) == ["thesis.txt"] and siblings(tmp_path) == ["mine"]
+    assert zoo("gallery", "-o", mine, "--force").code == 0
+    assert "thesis.txt" not in siblings(mine) and (mine / "index.html").is_file()
+
+
+def test_an_unwritable_folder_is_a_one_line_error(zoo, tmp_path):
+    target = unwritable_folder(tmp_path) / "site"
+    assert_one_line_error(zoo("gallery", "-o", target), str(target), "cannot write")
+    assert not target.exists()
+
+
+def test_a_missing_weights_file_is_a_one_line_error_before_any_work(zoo, tmp_path, monkeypatch):
+    weights = tmp_path / "weights"  # the shipped cards and files, but one
+    weights.mkdir()
+    for shipped in registry.WEIGHTS_DIR.iterdir():
+        if shipped.name != "upscale_x3.keras":
+            (weights / shipped.name).symlink_to(shipped)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", weights)
+    registry.all_specs.cache_clear()
+    monkeypatch.setattr(registry, "call", lambda *a, **k: pytest.fail("a demo ran"))
+    try:
+        assert_one_line_error(zoo("gallery", "-o", tmp_path / "site"), "upscale_x3.keras", "missing")
+    finally:
+        registry.all_specs.cache_clear()
+    assert siblings(tmp_path) == ["weights"]
+
+
+def test_a_failed_build_leaves_the_previous_gallery_and_no_temporary_folder(site, tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    shutil.copytree(site[0], out)
+
+    def crash(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(build, "_write_pages", crash)
+    with pytest.raises(RuntimeError):
+        build.build(out)
+    assert siblings(tmp_path) == ["site"] and siblings(out) == siblings(site[0])
