@@ -199,7 +199,17 @@ def _app_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
     inputs = [click.Argument(["inputs"], nargs=-1, required=True, metavar="INPUT...")] if declared.takes_inputs else []
     as_json = [click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")
                ] if "json" in declared.shared else []
-    return inputs + [_click_option(o) for o in spec.parameters(action)] + as_json
+    hidden = _undeclared_distribution(action, spec)
+    return inputs + [_click_option(o) for o in spec.parameters(action)] + as_json + hidden
+
+
+def _undeclared_distribution(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
+    """Hidden --distribute & co. for a train command without them (RL's own loops), so that
+    registry.call can say why they do not apply rather than Click's bare "no such option"."""
+    if action != "train" or "distribute" in spec.declared(action).shared:
+        return []
+    return [click.Option([o.flag, o.name], is_flag=o.type == "flag", default=None, hidden=True)
+            for o in map(registry.SHARED_OPTIONS.get, registry.DISTRIBUTION)]
 
 
 def _echo_mapping(mapping: dict, indent: int = 0) -> None:
@@ -316,6 +326,35 @@ def visualize(app: str, layer: str, channel: int | None, channels: int | None, o
     images = tools.visualize(explainable, layer, picked, steps=steps, seed=seed)
     save_image(tools.enlarge(tools.grid(images), min_side=tools.MIN_DISPLAY_SIDE), output, force=force)
     click.echo(f"{app} {layer} channel{'s 0-' + str(channels - 1) if channels else ' ' + str(picked[0])} -> {output}")
+
+
+# ------------------------------------------------------------ gallery / serve
+
+
+@zoo.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The site's folder.")
+@click.option("--force", is_flag=True, help="Replace an existing folder that is not a previous gallery.")
+def gallery(output: Path, force: bool) -> None:
+    """Build a static site of every app: its card, fresh demo outputs (cached) and its source."""
+    from zoo.gallery import needs_web
+
+    needs_web("jinja2", "pygments")
+    from zoo.gallery import build
+
+    with _quiet_import():  # the demos import TensorFlow, unless every output is cached
+        built = build.build(output, force)
+    fresh = ", ".join(built["demos_run"]) or "none, all cached"
+    click.echo(f"{built['output']}/index.html: {len(built['apps'])} apps in {built['seconds']:.1f} s (demos run: {fresh})")
+
+
+@zoo.command()
+@click.argument("app", required=False)
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port on 127.0.0.1.")
+def serve(app: str | None, port: int) -> None:
+    """A local interactive demo of APP (default: every app with a tab) in the browser; needs keras-zoo[web]."""
+    from zoo.gallery import serve as server
+
+    server.serve(app, port)
 
 
 # ------------------------------------------------------------------ data

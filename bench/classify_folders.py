@@ -10,7 +10,7 @@ The folders are real data that reaches this machine offline, written out as PNG 
   the official test images held out.
 Each run is the CLI's own `zoo train classify --data TRAIN`, then `zoo evaluate classify --data TEST`
 (both through registry.call). `backbone` is the quick preset fine-tuned from the shipped
-Fashion-MNIST model (`--backbone zoo/weights/classify_fashion-mnist.keras`). Prints accuracy and
+Fashion-MNIST model (`--backbone zoo/weights/classify_fashion-mnist-full.keras`). Prints accuracy and
 wall time per run; the quick preset's target is 95% of the full preset's accuracy on each folder,
 and 97% on mnist.
 """
@@ -78,7 +78,7 @@ def run(kind: str, train: Path, test: Path, out: Path) -> tuple[float, float]:
     """(held-out accuracy, training wall seconds)."""
     options = {"preset": "full" if kind == "full" else "quick", "data": train, "out": out}
     if kind == "backbone":
-        options["backbone"] = str(registry.resolve_weights("classify", "fashion-mnist"))
+        options["backbone"] = str(registry.resolve_weights("classify", "fashion-mnist-full"))
     started = time.time()
     registry.call("classify", "train", **options)
     seconds = time.time() - started

@@ -16,7 +16,7 @@ from zoo.errors import BadInput, ZooError
 REPO = Path(__file__).resolve().parent.parent
 APP_KEYS = {"name", "kind", "summary", "module", "datasets", "metrics", "model_names", "presets", "default_weights",
             "actions", "commands"}
-SHARED = {"train": {"preset", "epochs", "data", "out", "resume", "seed"},
+SHARED = {"train": {"preset", "epochs", "data", "out", "resume", "seed", *registry.DISTRIBUTION},
           "evaluate": {"weights", "data", "json", "output", "force"},
           "demo": {"inputs", "weights", "output", "force", "json"}}
 SPECS = registry.all_specs()
@@ -56,7 +56,8 @@ def test_app_functions_take_exactly_what_the_card_declares(spec):
     module = registry.load_module(spec)
     for action, declared in {**spec.actions, **spec.commands}.items():
         parameters = inspect.signature(getattr(module, action.replace("-", "_"))).parameters
-        expected = {o.name for o in spec.parameters(action)} | ({"inputs"} if declared.takes_inputs else set())
+        expected = ({o.name for o in spec.parameters(action)} - set(registry.DISTRIBUTION)  # the harness's
+                    | ({"inputs"} if declared.takes_inputs else set()))
         assert set(parameters) == expected, (action, set(parameters) ^ expected)
         for parameter in parameters.values():
             assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (action, parameter.name)

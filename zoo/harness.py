@@ -14,13 +14,20 @@ A run directory holds everything about one training run:
     state.json     {"finished": bool, ...}; custom loops keep their resume state here
 
 `fit` wraps `model.fit` with those callbacks. Custom loops (RL) use the same
-`Run` methods (`log`, `save_checkpoint`, `save_state`) directly. Every file is
+`Run` methods (`log`, `save_checkpoint`, `save_state`) directly.
+
+A distributed run (`zoo train --distribute`, zoo/distribute.py) goes through the same
+functions: apps build and compile their model inside `scope()`, `start_run` scales the
+batch and learning rate to the global ones, and only the chief writes the run directory
+(the other workers write to a scratch copy). Every file is
 written atomically, so a run killed at any moment (even `kill -9`) resumes from
 the last completed epoch and never finds a half-written checkpoint.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -28,7 +35,9 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -36,7 +45,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo import registry
+from zoo import distribute, registry
+from zoo.distribute import Distribution
 from zoo.errors import BadInput
 from zoo.files import atomic_output, write_text_atomic
 
@@ -157,31 +167,72 @@ def start_run(app: str, config, out: Path | None = None, resume: bool = False, s
     """Create (or reopen, with `resume`) a run directory and set the seed once.
 
     On resume the saved config wins, so a resumed run is the run that was
-    started; only `epochs` may be raised to train longer.
+    started; only `epochs` may be raised to train longer. A distributed run
+    trains with the global batch and learning rate (`distribute.scaled`),
+    recorded in config.json; only its chief writes the run directory.
     """
-    config_type = type(config)
+    distribution = distribute.current()
+    record = None
     if resume:
         path = Path(out) if out else _latest_run(app)
-        if not (path / "config.json").exists():
-            raise BadInput(f"{path}: not a run directory to resume (no config.json)")
-        saved = json.loads((path / "config.json").read_text())
-        seed = saved.pop("seed", seed)
-        saved.pop("app", None)
-        config = config_type(**saved)
+        config, seed, record = _saved_config(path, type(config), distribution, seed)
+    else:
+        path = Path(out) if out else RUNS_DIR / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if distribution.kind != "none":
+            config, record = distribute.scaled(config, distribution)
+        if distribution.chief and path.exists() and any(path.iterdir()):
+            raise BadInput(f"{path}: run directory exists and is not empty (pass --resume to continue it)")
+    if epochs is not None and hasattr(config, "epochs"):
+        config = dataclasses.replace(config, epochs=epochs)
+    if not distribution.chief:
+        path = _worker_copy(path, resume)
+    path.mkdir(parents=True, exist_ok=True)
+    run = Run(path=path, config=config, seed=seed, resumed=resume)
+    run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config),
+                                   **({"distribution": record} if record else {})})
+    if record and distribution.chief:
+        print(distribute.describe(record), flush=True)
+    keras.utils.set_random_seed(seed)
+    return run
+
+
+def _saved_config(path: Path, config_type: type, distribution: Distribution, seed: int = 0):
+    """(config, seed, distribution record) of the run to resume, which must resume as it started."""
+    if not (path / "config.json").exists():
+        raise BadInput(f"{path}: not a run directory to resume (no config.json)")
+    saved = json.loads((path / "config.json").read_text())
+    seed = saved.pop("seed", seed)
+    saved.pop("app", None)
+    record = saved.pop("distribution", None)
+    trained, now = record or Distribution().record(), distribution.record()
+    if (trained["replicas"], trained["processes"]) != (now["replicas"], now["processes"]):
+        raise BadInput(f"{path}: trained on {trained['replicas']} replica(s) in {trained['processes']} process(es), "
+                       f"not {now['replicas']} in {now['processes']}; resume it with the same --distribute, "
+                       "or its global batch would change")
+    if distribution.chief:
         for leftover in path.glob(".*.*"):  # temporary files of writes that a kill -9 cut short
             if leftover.is_file():
                 leftover.unlink()
-    else:
-        path = Path(out) if out else RUNS_DIR / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if path.exists() and any(path.iterdir()):
-            raise BadInput(f"{path}: run directory exists and is not empty (pass --resume to continue it)")
-        path.mkdir(parents=True, exist_ok=True)
-    if epochs is not None and hasattr(config, "epochs"):
-        config = dataclasses.replace(config, epochs=epochs)
-    run = Run(path=path, config=config, seed=seed, resumed=resume)
-    run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config)})
-    keras.utils.set_random_seed(seed)
-    return run
+    return config_type(**saved), seed, record
+
+
+def _worker_copy(path: Path, resume: bool) -> Path:
+    """A non-chief worker's own scratch run directory (the Keras multi-worker guide's choice).
+
+    Every worker writes checkpoints and backups, but only the chief's are kept. On resume the
+    worker starts from a copy of the chief's directory, so that BackupAndRestore brings every
+    worker back to the same epoch (on a cluster, the run directory must be on shared storage).
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=f"zoo-worker{distribute.current().index}-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if resume:
+        shutil.copytree(path, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+    return scratch
+
+
+def scope():
+    """Where an app builds and compiles its model: the distribution's (mirrored variables), if any."""
+    return distribute.current().scope()
 
 
 class EpochSeeded(keras.utils.PyDataset):
@@ -207,6 +258,24 @@ class EpochSeeded(keras.utils.PyDataset):
         if self._order_epoch != self.epoch:
             self._order_epoch, self._order = self.epoch, self.rng().permutation(count)
         return self._order
+
+
+class ProcessShard(keras.utils.PyDataset):
+    """This process's slice of every global batch, for multi-process JAX (`keras.distribution`
+    lays out each process's rows on its own devices; tf.distribute shards its input itself)."""
+
+    def __init__(self, batches: keras.utils.PyDataset, distribution: Distribution):
+        super().__init__()
+        self.batches, self.index, self.count = batches, distribution.index, distribution.processes
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return keras.tree.map_structure(lambda a: np.array_split(a, self.count)[self.index], self.batches[index])
+
+    def on_epoch_end(self):
+        self.batches.on_epoch_end()
 
 
 class _AtomicCheckpoint(keras.callbacks.Callback):
@@ -301,15 +370,56 @@ def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, m
     ]
     # A progress bar on a terminal; one line per epoch in logs and CI.
     fit_kwargs.setdefault("verbose", "auto" if sys.stdout.isatty() else 2)
-    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=all_callbacks, **fit_kwargs)
+    if isinstance(train, EpochSeeded):
+        # Its order is already a function of (seed, epoch); Keras's shuffle would draw from the global
+        # generator, whose state differs between a plain, a resumed and a distributed run.
+        fit_kwargs.setdefault("shuffle", False)
+    history = model.fit(_this_process_share(train), validation_data=validation, epochs=epochs,
+                        callbacks=all_callbacks, **fit_kwargs)
     run.save_state(finished=True, epochs=epochs)
     return history
 
 
+def _this_process_share(train):
+    """The training input this process feeds. tf.distribute shards any input per worker itself
+    (a generator has no files, so by data: each worker keeps its slice of every global batch);
+    multi-process JAX expects each process to hand over its own slice."""
+    distribution = distribute.current()
+    if distribution.strategy is not None or distribution.processes == 1:
+        return train
+    if not isinstance(train, keras.utils.PyDataset):
+        raise BadInput("--distribute multi-worker under JAX: this app's training data are arrays, which "
+                       "each process would feed whole; use TensorFlow, or one host with several devices")
+    return ProcessShard(train, distribution)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside compute in `name` ("mixed_bfloat16": bf16 maths, float32 weights)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def in_float32(model: keras.Model) -> keras.Model:
+    """The model with every layer computing in float32 (same weights): a mixed-precision run's
+    file to ship, so that it predicts the same on any CPU, with or without bf16 instructions."""
+    if all(layer.dtype_policy.name == "float32" for layer in _all_layers(model)):
+        return model
+    copy = keras.models.clone_model(model, clone_function=lambda layer: layer.__class__.from_config(
+        {**layer.get_config(), "dtype": "float32"}))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def best_model(run: Run) -> keras.Model:
-    """The run's best checkpoint, also written as `model.keras`: without optimizer state, a third
-    of the size, and what `zoo/weights/` ships (copied as is, so its sha256 is reproducible)."""
-    model = load_model(run.file("best.keras"))
+    """The run's best checkpoint, also written as `model.keras`: in float32, without optimizer
+    state, a third of the size, and what `zoo/weights/` ships (copied as is, so its sha256 is
+    reproducible)."""
+    model = in_float32(load_model(run.file("best.keras")))
     run.save_checkpoint(model, "model")
     return model
 

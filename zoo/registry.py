@@ -103,7 +103,15 @@ SHARED_OPTIONS = {o.name: o for o in (
     Option("weights", "str", metavar="FILE|RUN|TAG", help="A .keras file, a run directory (its best checkpoint) or a shipped tag."),
     Option("output", "path", short="-o", help="Output file (one input) or folder (several)."),
     Option("force", "flag", default=False, help="Overwrite existing outputs."),
+    # Training on several devices or machines (zoo/distribute.py); the harness takes these, not the app.
+    Option("distribute", "choice", default="none", choices=("none", "mirrored", "multi-worker"),
+           help="Data-parallel training: several local devices, or a cluster (TF_CONFIG)."),
+    Option("devices", "int", min=1, help="With --distribute mirrored: how many local devices (default: all GPUs)."),
+    Option("workers", "int", min=1, help="With --local: how many worker processes to start."),
+    Option("local", "flag", default=False, help="With --distribute multi-worker: a cluster of --workers processes "
+                                                 "on this machine (127.0.0.1)."),
 )}
+DISTRIBUTION = ("distribute", "devices", "workers", "local")  # train options the harness consumes
 CLI_ONLY = ("inputs", "json")  # shared parameters the CLI handles: positional INPUT..., --json
 WEIGHTS_FIELDS = ("tag", "file", "sha256", "params", "data", "split", "metrics", "baseline", "command",
                   "evaluate_command", "hardware", "wall_time")
@@ -273,6 +281,10 @@ def call(app: str, action: str, **values):
     parameters = {o.name: o for o in spec.parameters(action)}
     accepted = set(parameters) | ({"inputs"} if spec.declared(action).takes_inputs else set())
     unknown = sorted(set(values) - accepted)
+    harness_only = [name for name in DISTRIBUTION if name in unknown]
+    if harness_only:  # an app with its own training loop (RL): the harness's engines cannot drive it
+        raise BadInput(f"{app}: trains in its own loop, not through the harness's model.fit, so "
+                       f"--{harness_only[0]} does not apply (train it on one machine)")
     if unknown:
         flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
         raise BadInput(f"{app}: `zoo {action}` takes no {flags} (it takes: "
@@ -280,7 +292,13 @@ def call(app: str, action: str, **values):
     typed = {name: option.convert(values.get(name, option.default)) for name, option in parameters.items()}
     if "inputs" in accepted:
         typed["inputs"] = [Path(p) for p in values.get("inputs", ())]
-    return getattr(load_module(spec), action.replace("-", "_"))(**typed)
+    function = getattr(load_module(spec), action.replace("-", "_"))
+    if "distribute" not in typed:
+        return function(**typed)
+    from zoo import distribute  # the harness's engines; the app never sees these options
+
+    options = {name: typed.pop(name) for name in DISTRIBUTION}
+    return distribute.train(options, lambda: function(**typed))
 
 
 # ------------------------------------------------------------------ weights

@@ -439,12 +439,13 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
     splits = load_lines(config.corpus, config.data)
     run = harness.start_run("music", config, out, resume, seed, epochs)
     config = run.config
-    model = build_model(config)
     rows = TransposedRows(splits["train"], config, seed)
     steps = config.epochs * len(rows)
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps),
-                                                  clipnorm=1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
+        model = build_model(config)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     valid = line_rows(splits["valid"], config.context)
     harness.fit(run, model, rows, valid, epochs=config.epochs, monitor="val_loss", mode="min")
     best = harness.best_model(run)

@@ -317,9 +317,10 @@ def fit_mf(run, ratings: ratings_data.Ratings, parts: ev.Split, config: Config) 
     rows = np.flatnonzero(parts.train)
     valid = np.random.default_rng(run.seed).random(len(rows)) < config.validation_fraction
     fit_rows, valid_rows = rows[~valid], rows[valid]
-    model = build_mf(ratings.users, ratings.items, config, float(ratings.rating[fit_rows].mean()))
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error",
-                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+    with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
+        model = build_mf(ratings.users, ratings.items, config, float(ratings.rating[fit_rows].mean()))
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error",
+                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
     pairs = lambda r: [ratings.user[r], ratings.item[r]]  # noqa: E731
     validation = (pairs(valid_rows), ratings.rating[valid_rows]) if len(valid_rows) else None
     harness.fit(run, model, pairs(fit_rows), validation, epochs=config.epochs,

@@ -476,7 +476,8 @@ def run_training(config: Config, out: Path | None = None, resume: bool = False, 
         run = harness.start_run(APP, config, out, resume, seed, epochs)
         config = run.config
         tokenizer.save(run.file(TOKENIZER_FILE))
-    model = build_model(config)
+    with harness.scope():  # a distributed run's model is mirrored on every replica
+        model = build_model(config)
     # A hub backbone is frozen and outside the model: its features are computed once, here.
     train_images, val_images = (model_inputs(model, x, config.backbone) for x in (train_images, val_images))
     references_per_image = max(len(r) for r in train_references)
@@ -488,9 +489,10 @@ def run_training(config: Config, out: Path | None = None, resume: bool = False, 
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(steps - config.warmup_steps, 1), warmup_target=config.learning_rate,
         warmup_steps=min(config.warmup_steps, steps))
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
-                  metrics=[token_accuracy])
+    with harness.scope():  # ... and so is its optimizer
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
+                      metrics=[token_accuracy])
     harness.fit(run, model, batches, validation, epochs=config.epochs, monitor="val_loss", mode="min")
     best = harness.best_model(run)
     metrics = {"beam": config.beam, **score_splits(best, tokenizer, tests, config.beam, config.backbone)}

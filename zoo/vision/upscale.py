@@ -376,9 +376,10 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
     patches = PatchDataset(train_photos, config.scale, config.patch, config.batch_size,
                            config.steps_per_epoch, run.seed, workers=config.workers)
     low, high = PatchDataset(validation_photos, config.scale, config.patch, 64, 1, run.seed + 1, augment=False)[0]
-    model = build_model(config)
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)),
-                  loss="mean_absolute_error", metrics=[psnr_metric])
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
+        model = build_model(config)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mean_absolute_error", metrics=[psnr_metric])
     harness.fit(run, model, patches, (low, high), epochs=config.epochs, monitor="val_psnr", mode="max")
     best = harness.best_model(run)
     # With --data, the folder's first photo (held out from training) stands in for a test set.
