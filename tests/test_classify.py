@@ -333,8 +333,8 @@ def test_demo_prints_top_labels_and_writes_grad_cam(zoo, tiny_weights, tmp_path)
 # ----------------------------------------------------------- shipped weights
 
 
-# What each shipped file must keep: the targets of the default (long preset) and the quick
-# preset; the full preset's file keeps what it measured in its 30-minute budget.
+# What each shipped file must keep: the targets for the default (long preset) and the quick
+# preset's files; the full preset's file keeps what it measured in its 30-minute budget.
 ACCURACY_TARGETS = {"fashion-mnist": 0.94, "fashion-mnist-full": 0.915, "fashion-mnist-quick": 0.90}
 
 

@@ -100,7 +100,7 @@ PRESETS = {
     # Narrower than 32-64-128 so that 10 epochs of Fashion-MNIST fit the half hour on a 2-core CPU.
     "full": Config(widths=(24, 48, 96), steps=4300, augment=("flip", "shift")),
     # The shipped Fashion-MNIST weights: twice as wide, three times as long, with random erasing;
-    # about 75 minutes on a 2-core CPU with bf16 instructions (model card).
+    # 30 epochs, over an hour on a 2-core CPU with bf16 instructions (model card).
     "long": Config(widths=(48, 96, 192), steps=12900, augment=("flip", "shift", "erase"), dropout=0.2,
                    precision="mixed_bfloat16"),
 }
