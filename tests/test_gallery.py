@@ -201,8 +201,9 @@ def test_a_rebuild_uses_the_cache_and_replaces_the_previous_gallery(site, monkey
     out, built = site
     (out / "stale.html").write_text("from the last build")
     monkeypatch.setattr(registry, "call", lambda *a, **k: pytest.fail("a cached demo ran again"))
-    # The run the default classify weights came from (its card: --out runs/classify-full), as if kept.
-    run = tmp_path / "runs" / "classify-full"
+    # The run the default classify weights came from (the card's `--out`), as if kept.
+    spec = registry.get("classify")
+    run = tmp_path / re.search(r"--out (\S+)", spec.entry(spec.default_weights).command).group(1)
     run.mkdir(parents=True)
     (out / "assets" / "classify" / "test00001.png").rename(run / "curves.png")
     monkeypatch.setattr(build, "ROOT", tmp_path)
