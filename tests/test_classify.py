@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -188,7 +189,7 @@ def test_a_mixed_precision_model_ships_in_float32():
     with harness.dtype_policy("mixed_bfloat16"):
         mixed = classify.build_model(TINY)
     assert mixed.get_layer("stem_conv").compute_dtype == "bfloat16" and mixed.output.dtype == "float32"
-    assert harness.keras.config.dtype_policy().name == "float32"  # the policy is restored after building
+    assert keras.config.dtype_policy().name == "float32"  # the policy is restored after building
     shipped = harness.in_float32(mixed)
     assert {layer.compute_dtype for layer in shipped.layers} == {"float32"}
     x = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
