@@ -31,7 +31,7 @@ def naive_sample(model, prefix: list[int], tokens: int, seed: int) -> list[int]:
     """Rerun the full model over the last `context` tokens for each new token."""
     context, rng, song = music.model_context(model), np.random.default_rng(seed), list(prefix)
     for _ in range(tokens):
-        inputs, _, _ = music.pad_rows([music.with_positions(song[-context:] + [music_data.PAD])], context)
+        inputs, _, _ = music.pad_rows([music.line_features(song[-context:] + [music_data.PAD])], context)
         last = min(len(song), context) - 1
         logits = np.asarray(model.predict_on_batch(inputs))[0, last].astype(np.float64)
         song.append(music.next_token(logits, song[-1], 1.0, 0, rng))

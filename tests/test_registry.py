@@ -207,5 +207,5 @@ def test_list_has_a_header_and_sorts_by_kind_then_name(zoo):
 def test_info_shows_every_metric_beside_its_baseline_and_the_default(zoo):
     out = zoo("info", "music").out
     assert "music.keras (ok, default," in out and "music_folk.keras (ok," in out
-    assert "copy_check_longest_shared_run" in out and "perplexity: 4.228   (baseline: 4.195)" in out
+    assert "copy_check_longest_shared_run" in out and "perplexity: 2.882   (baseline: 4.195)" in out
     assert "zoo demo music: --weights --output" in out

@@ -71,12 +71,13 @@ def snap(value: float, choices: tuple[float, ...]) -> float:
     return min(choices, key=lambda c: abs(np.log(value / c)))
 
 
-def is_pitch(token: int) -> bool:
-    return PITCH0 <= token <= REST
+def is_pitch(token):
+    """Whether a token (or each of an array's) is a pitch or a rest."""
+    return (token >= PITCH0) & (token <= REST)
 
 
-def is_duration(token: int) -> bool:
-    return DURATION0 <= token < VOCAB_SIZE
+def is_duration(token):
+    return (token >= DURATION0) & (token < VOCAB_SIZE)
 
 
 def encode(events: list[Event], bar_length: float) -> list[int]:
@@ -115,6 +116,45 @@ def bar_positions(tokens) -> np.ndarray:
             elapsed = (elapsed + round(DURATIONS[token - DURATION0] * STEPS_PER_QUARTER)) % bar
         positions[i] = elapsed
     return positions
+
+
+VOICES = 3  # parts above a line that it hears: the ones just before it in the score
+MAX_GAP = POSITIONS  # a gap longer than the longest bar is told as the longest bar
+
+
+def elapsed_steps(tokens) -> np.ndarray:
+    """Time from the line's start after each token, in 24ths of a quarter note (not wrapped at the bar)."""
+    tokens = np.asarray(tokens)
+    steps = np.zeros(len(tokens), np.int64)
+    durations = is_duration(tokens)
+    steps[durations] = np.round(np.array(DURATIONS)[tokens[durations] - DURATION0] * STEPS_PER_QUARTER)
+    return np.cumsum(steps)
+
+
+def voice_context(tokens, above: list) -> np.ndarray:
+    """(2 * VOICES, length): what the parts above a line play when each of its tokens is predicted.
+
+    For each of the nearest `VOICES` parts above (nearest first): its pitch
+    token (REST in a rest, PAD if there is no such part or it has ended) and
+    how many 24ths its note still lasts, at the time the line has reached after
+    each token. The pitch tells the harmony the next note sounds against; the
+    gap tells when the parts above move, which is when this one tends to move.
+    A chorale's tenor thus hears its alto, then soprano; the soprano, or a folk
+    tune, hears nothing. Lines start on the same barline, so times line up.
+    """
+    now = elapsed_steps(tokens)
+    context = np.zeros((2 * VOICES, len(now)), np.int32)
+    for slot, part in enumerate(list(reversed(above))[:VOICES]):
+        part = np.asarray(part)
+        closes_event = is_duration(part[1:]) & is_pitch(part[:-1])  # a pitch (or rest) then its duration
+        pitches, ends = part[:-1][closes_event], elapsed_steps(part)[1:][closes_event]
+        current = np.searchsorted(ends, now, side="right")  # the part's event sounding at `now`
+        sounding = current < len(ends)
+        current = np.minimum(current, len(ends) - 1)
+        if len(ends):
+            context[slot] = np.where(sounding, pitches[current], PAD)
+            context[VOICES + slot] = np.where(sounding, np.minimum(ends[current] - now, MAX_GAP), 0)
+    return context
 
 
 def transpose(tokens: np.ndarray, semitones: int) -> np.ndarray:
