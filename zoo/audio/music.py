@@ -537,11 +537,11 @@ def default_prefix(bar_length: float = 4.0) -> list[int]:
     return music_data.encode([], bar_length)[:-1]
 
 
-def start_from(model: keras.Model, source: str) -> list[str]:
-    """Copy into `model` the weights of each layer of the same name in `source` (a shipped tag, a
-    .keras file or a run): pretraining on a large corpus, then fine-tuning on a small one. Layers
-    that `source` lacks (the voice layers, from a one-voice model) keep their fresh start."""
-    donor = {layer.name: layer for layer in load(source, None).layers}
+def start_from(model: keras.Model, donor: keras.Model, source: str) -> list[str]:
+    """Copy into `model` the weights of each layer of the same name in `donor` (`--init source`: a
+    shipped tag, a .keras file or a run): pretraining on a large corpus, then fine-tuning on a small
+    one. Layers that the donor lacks (the voice layers, from a one-voice model) keep their fresh start."""
+    donor = {layer.name: layer for layer in donor.layers}
     copied = []
     for layer in model.layers:
         if layer.name not in donor or not layer.weights:
@@ -559,8 +559,9 @@ def start_from(model: keras.Model, source: str) -> list[str]:
 def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
           corpus: str, init: str | None) -> dict:
     config = dataclasses.replace(PRESETS[preset], corpus=corpus, data=str(data) if data else None, init=init)
-    if init and not resume:
-        start_from(build_model(config), init)  # a bad --init fails here, before a run directory is made
+    donor = load(init, None) if init and not resume else None  # a resumed run restores its own weights
+    if donor is not None:
+        start_from(build_model(config), donor, init)  # a bad --init fails here, before a run directory is made
     splits = load_lines(config.corpus, config.data)
     run = harness.start_run("music", config, out, resume, seed, epochs)
     config = run.config
@@ -569,8 +570,8 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
     with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
         model = build_model(config)
-        if config.init and not run.resumed:  # a resumed run restores its own weights
-            print(f"--init {config.init}: copied " + ", ".join(start_from(model, config.init)), flush=True)
+        if donor is not None:
+            print(f"--init {init}: copied " + ", ".join(start_from(model, donor, init)), flush=True)
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     valid = line_rows(splits["valid"], config.context)
