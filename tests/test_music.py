@@ -105,6 +105,7 @@ def test_voice_context_is_what_the_parts_above_sound_when_each_token_is_predicte
     assert list(context[voices, :9]) == [24, 24, 12, 12, 48, 48, 0, 0, 0]
     assert not context[1:voices].any() and not context[voices + 1:].any()  # one part above, nearest slot first
     assert not music_data.voice_context(soprano, []).any()
+    assert not music_data.voice_context(soprano, [()]).any()  # a part above with no notes
 
 
 def test_lines_hear_the_parts_before_them_in_their_piece_and_transpose_with_them():

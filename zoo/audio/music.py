@@ -268,12 +268,16 @@ def line_features(tokens, above: list = ()) -> np.ndarray:
                            music_data.voice_context(tokens, above)])
 
 
+def opens_piece(lines: list[music_data.Line]) -> list[bool]:
+    """Whether each line is its piece's first (a corpus lists a piece's parts together, in score order)."""
+    return [i == 0 or line.piece != lines[i - 1].piece for i, line in enumerate(lines)]
+
+
 def features_of(lines: list[music_data.Line]) -> list[np.ndarray]:
-    """`line_features` of each line, hearing the lines before it in its piece (a corpus lists a piece's parts
-    together, in score order)."""
+    """`line_features` of each line, hearing the lines before it in its piece."""
     features, above = [], []
-    for i, line in enumerate(lines):
-        if i == 0 or line.piece != lines[i - 1].piece:
+    for line, first in zip(lines, opens_piece(lines)):
+        if first:
             above = []
         features.append(line_features(line.tokens, above))
         above.append(line.tokens)
@@ -434,8 +438,7 @@ def ngram_baseline(splits: dict[str, list[music_data.Line]], transpose: int) -> 
 def nll_by_part(log_likelihoods: np.ndarray, lines: list[music_data.Line]) -> dict:
     """Mean NLL over each piece's first line (a chorale's soprano, which hears no part above it) and
     over the lines below it: how much of a model's lead comes from hearing the other parts."""
-    first = np.concatenate([np.full(len(line.tokens) - 1, i == 0 or line.piece != lines[i - 1].piece)
-                            for i, line in enumerate(lines)])
+    first = np.concatenate([np.full(len(line.tokens) - 1, opens) for line, opens in zip(lines, opens_piece(lines))])
     return {part: round(-float(log_likelihoods[mask].mean()), 4) if mask.any() else None
             for part, mask in (("first", first), ("below", ~first))}
 

@@ -124,7 +124,7 @@ MAX_GAP = POSITIONS  # a gap longer than the longest bar is told as the longest 
 
 def elapsed_steps(tokens) -> np.ndarray:
     """Time from the line's start after each token, in 24ths of a quarter note (not wrapped at the bar)."""
-    tokens = np.asarray(tokens)
+    tokens = np.asarray(tokens, np.int64)
     steps = np.zeros(len(tokens), np.int64)
     durations = is_duration(tokens)
     steps[durations] = np.round(np.array(DURATIONS)[tokens[durations] - DURATION0] * STEPS_PER_QUARTER)
@@ -145,15 +145,15 @@ def voice_context(tokens, above: list) -> np.ndarray:
     now = elapsed_steps(tokens)
     context = np.zeros((2 * VOICES, len(now)), np.int32)
     for slot, part in enumerate(list(reversed(above))[:VOICES]):
-        part = np.asarray(part)
+        part = np.asarray(part, np.int64)
         closes_event = is_duration(part[1:]) & is_pitch(part[:-1])  # a pitch (or rest) then its duration
         pitches, ends = part[:-1][closes_event], elapsed_steps(part)[1:][closes_event]
+        if not len(ends):
+            continue
         current = np.searchsorted(ends, now, side="right")  # the part's event sounding at `now`
-        sounding = current < len(ends)
-        current = np.minimum(current, len(ends) - 1)
-        if len(ends):
-            context[slot] = np.where(sounding, pitches[current], PAD)
-            context[VOICES + slot] = np.where(sounding, np.minimum(ends[current] - now, MAX_GAP), 0)
+        sounding, current = current < len(ends), np.minimum(current, len(ends) - 1)
+        context[slot] = np.where(sounding, pitches[current], PAD)
+        context[VOICES + slot] = np.where(sounding, np.minimum(ends[current] - now, MAX_GAP), 0)
     return context
 
 
