@@ -48,6 +48,12 @@ class Option:
     argument: bool = False  # positional (an app command's FILE), not --name
     metavar: str | None = None  # what --help shows for the value (default: its type or choices)
     required: bool = False
+    load: bool = False  # fixed when the model loads (`zoo.load(APP, NAME=...)`), not per call
+
+    @property
+    def at_load(self) -> bool:
+        """Whether the value shapes the loaded predictor (which weights, which data) rather than one call."""
+        return self.load or self.selects_weights
 
     def __post_init__(self):
         if self.type not in OPTION_TYPES:
@@ -192,6 +198,8 @@ class AppSpec:
     commands: dict[str, Action] = field(default_factory=dict)  # the app's own: `zoo faces enroll`
     weights: tuple[WeightsEntry, ...] = ()
     default_weights: str | None = None
+    training: str = "harness"  # "harness" (model.fit, --distribute applies) or "own-loop" (RL)
+    examples: tuple[dict, ...] = ()  # bundled demo calls: inputs and options (zoo.data.examples)
     card_path: Path | None = None
 
     def entry(self, tag: str | None = None) -> WeightsEntry:
@@ -224,6 +232,28 @@ class AppSpec:
     def owns_model(self, model_name: str) -> bool:
         return any(fnmatch.fnmatch(model_name, pattern) for pattern in self.model_names)
 
+    def typed(self, action: str, values: dict, fill_defaults: bool = True) -> dict:
+        """`values` typed and checked against the action's options (card defaults filled in), or BadInput.
+
+        The one place option values are checked: the CLI, `zoo.load` and `zoo serve` all come here.
+        """
+        parameters = {o.name: o for o in self.parameters(action)}
+        accepted = set(parameters) | ({"inputs"} if self.declared(action).takes_inputs else set())
+        unknown = sorted(set(values) - accepted)
+        harness_only = [name for name in DISTRIBUTION if name in unknown]
+        if harness_only and self.training == "own-loop":  # RL: the harness's engines cannot drive its loop
+            raise BadInput(f"{self.name}: trains in its own loop, not through the harness's model.fit, so "
+                           f"--{harness_only[0]} does not apply (train it on one machine)")
+        if unknown:
+            flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
+            raise BadInput(f"{self.name}: `zoo {action}` takes no {flags} (it takes: "
+                           f"{', '.join(o.flag for o in parameters.values())})")
+        chosen = parameters if fill_defaults else {n: parameters[n] for n in values if n in parameters}
+        typed = {name: option.convert(values.get(name, option.default)) for name, option in chosen.items()}
+        if "inputs" in values:
+            typed["inputs"] = values["inputs"]
+        return typed
+
 
 def _action(declared: dict) -> Action:
     options = tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))}) for o in declared.get("options", ()))
@@ -240,7 +270,8 @@ def _spec_from_card(path: Path) -> AppSpec:
         datasets=tuple(app.get("datasets", ())), metrics=tuple(app.get("metrics", ())),
         model_names=tuple(app.get("model_names", ())), presets=tuple(app.get("presets", ("quick", "full"))),
         actions=actions, commands=commands, weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
-        default_weights=app.get("default_weights"), card_path=path,
+        default_weights=app.get("default_weights"), training=app.get("training", "harness"),
+        examples=tuple(app.get("examples", ())), card_path=path,
     )
 
 
@@ -276,22 +307,18 @@ def load_module(spec: AppSpec) -> ModuleType:
 
 
 def call(app: str, action: str, **values):
-    """Run an app's action: card defaults filled in, every value typed and checked, then the app function."""
+    """Run an app's action: card defaults filled in, every value typed and checked, then the app function.
+
+    `demo` runs through the app's predictor (`zoo.api.demo`), as the CLI, the gallery and `zoo serve` do.
+    """
     spec = get(app)
-    parameters = {o.name: o for o in spec.parameters(action)}
-    accepted = set(parameters) | ({"inputs"} if spec.declared(action).takes_inputs else set())
-    unknown = sorted(set(values) - accepted)
-    harness_only = [name for name in DISTRIBUTION if name in unknown]
-    if harness_only:  # an app with its own training loop (RL): the harness's engines cannot drive it
-        raise BadInput(f"{app}: trains in its own loop, not through the harness's model.fit, so "
-                       f"--{harness_only[0]} does not apply (train it on one machine)")
-    if unknown:
-        flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
-        raise BadInput(f"{app}: `zoo {action}` takes no {flags} (it takes: "
-                       f"{', '.join(o.flag for o in parameters.values())})")
-    typed = {name: option.convert(values.get(name, option.default)) for name, option in parameters.items()}
-    if "inputs" in accepted:
-        typed["inputs"] = [Path(p) for p in values.get("inputs", ())]
+    typed = spec.typed(action, values)
+    if "inputs" in typed:
+        typed["inputs"] = [Path(p) for p in typed["inputs"]]
+    if action == "demo":
+        from zoo import api
+
+        return api.demo(spec, **typed)
     function = getattr(load_module(spec), action.replace("-", "_"))
     if "distribute" not in typed:
         return function(**typed)

@@ -110,3 +110,25 @@ def read_folder(folder: Path, mode: str = "RGB", min_side: int = 1) -> Iterator[
             yield path, read_image(path, mode=mode, min_side=min_side)
         except BadInput as error:
             yield path, error
+
+
+def input_image(source, mode: str = "RGB", min_side: int = 1) -> tuple[str, np.ndarray]:
+    """(name, uint8 array) of what a Python caller passed: a path, a PIL image, or an HxW(xC) uint8 array.
+
+    A path goes through `read_image` (its checks and limits); the name is the path, or
+    `<PIL image>` / `<array>` for in-memory images.
+    """
+    if isinstance(source, (str, Path)):
+        return str(source), read_image(Path(source), mode=mode, min_side=min_side)
+    if isinstance(source, Image.Image):
+        name, image = "<PIL image>", to_mode(source, mode)
+    elif isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
+            raise BadInput(f"array of shape {source.shape} and dtype {source.dtype}: expected HxW or HxWx3 uint8 pixels")
+        pixels = source[..., 0] if source.ndim == 3 and source.shape[2] == 1 else source
+        name, image = "<array>", to_mode(Image.fromarray(np.ascontiguousarray(pixels)), mode)
+    else:
+        raise BadInput(f"{type(source).__name__}: expected a path, a PIL image or a uint8 array")
+    if min(image.size) < min_side:
+        raise BadInput(f"{name}: {image.width}x{image.height} is too small (at least {min_side} pixels a side)")
+    return name, np.asarray(image)

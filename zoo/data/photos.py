@@ -59,7 +59,14 @@ def sample_photos(split: str = "train") -> dict[str, np.ndarray]:
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be train, test or all, not {split!r}")
     names = [n for n in _SOURCES if split == "all" or (n in HELD_OUT) == (split == "test")]
-    return {name: to_rgb(_SOURCES[name](name)) for name in names}
+    return {name: photo(name) for name in names}
+
+
+def photo(name: str) -> np.ndarray:
+    """One offline photo by name, RGB uint8."""
+    if name not in _SOURCES:
+        raise BadInput(f"no offline photo named {name!r} (have: {', '.join(_SOURCES)})")
+    return to_rgb(_SOURCES[name](name))
 
 
 def folder_photos(folder: Path, min_side: int = 1) -> dict[str, np.ndarray]:

@@ -39,11 +39,10 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image
 
-from zoo import harness, registry
+from zoo import api, harness, registry
 from zoo.data import photos as photo_data
-from zoo.data.images import read_image, save_image
+from zoo.data.images import input_image, save_image
 from zoo.errors import BadInput
-from zoo.files import check_output_path, output_for
 
 SCALES = (2, 3, 4)
 VALIDATION_PHOTOS = ("astronaut", "gravel")  # taken out of the training photos to pick the best epoch
@@ -395,21 +394,42 @@ def evaluate(*, weights: str | None, data: Path | None, scale: int | None) -> di
     return evaluate_model(model, photos)
 
 
-def demo(*, inputs: list[Path], weights: str | None, output: Path | None, force: bool,
-         scale: int | None) -> list[dict]:
-    # Check every input and output before any work, so a bad one costs nothing.
-    images = [read_image(p, min_side=MIN_SIDE) for p in inputs]
-    model = load(weights, scale)
-    factor = model_scale(model)
-    targets = [check_output_path(output_for(p, output, f"{p.stem}_x{factor}.png", len(inputs) > 1), force)
-               for p in inputs]
-    results = []
-    for source, image, target in zip(inputs, images, targets):
-        upscaled = upscale_image(model, image)
-        save_image(upscaled, target, force=force)
-        results.append({"input": str(source), "output": str(target), "scale": factor,
-                        "input_size": [image.shape[1], image.shape[0]],
-                        "output_size": [upscaled.shape[1], upscaled.shape[0]],
-                        "text": f"{source} -> {target} ({image.shape[1]}x{image.shape[0]} -> "
-                                f"{upscaled.shape[1]}x{upscaled.shape[0]})"})
-    return results
+@dataclasses.dataclass
+class Upscaled(api.Result):
+    """One photo upscaled: sizes in pixels (width, height) and the image itself."""
+
+    input: str
+    scale: int
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    image: Image.Image = api.shown("image", rich=True)
+
+    @property
+    def text(self) -> str:
+        (w, h), (big_w, big_h) = self.input_size, self.output_size
+        return f"{self.input} -> {self.output or 'image'} ({w}x{h} -> {big_w}x{big_h})"
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        self.output = str(save_image(np.asarray(self.image), Path(path), force=force))
+        return Path(path)
+
+
+class Predictor(api.Predictor):
+    """`zoo.load("upscale", scale=S)`: photos in, photos `S` times larger out (model on luma, tiled)."""
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        self.model = load(self.weights, self.options["scale"])
+        self.scale = self.options["scale"] = model_scale(self.model)
+
+    def predict(self, inputs, **options) -> list[Upscaled]:
+        images = [input_image(source, min_side=MIN_SIDE) for source in inputs]  # all checked before any work
+        results = []
+        for name, image in images:
+            upscaled = upscale_image(self.model, image)
+            results.append(Upscaled(name, self.scale, (image.shape[1], image.shape[0]),
+                                    (upscaled.shape[1], upscaled.shape[0]), Image.fromarray(upscaled)))
+        return results
+
+    def output_name(self, source: Path | None) -> str:
+        return f"{Path(source or 'image').stem}_x{self.scale}.png"
