@@ -17,12 +17,13 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 
 from zoo import __version__, registry
-from zoo.errors import BadInput, ZooError
+from zoo.errors import BadInput, ZooError, ZooWarning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -408,9 +409,21 @@ def completion(shell: str) -> None:
     click.echo(complete.source())
 
 
+def _show_warnings(verbose: bool) -> None:
+    """The zoo's warnings as one line on stderr; other libraries' only with --verbose, in Python's format."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ZooWarning):
+            click.echo(f"zoo: warning: {message}", err=True)
+        elif verbose:
+            click.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), err=True)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; maps errors to exit codes and one-line messages."""
     verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    _show_warnings(verbose)
     try:
         zoo.main(args=argv, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Abort:

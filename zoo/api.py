@@ -181,7 +181,7 @@ def load(app: str, weights: str | Path | None = None, **options) -> Predictor:
     if misplaced:
         raise BadInput(f"{app}: {misplaced[0]} is for `zoo demo`; in Python, call the predictor and result.save(path)")
     typed = spec.typed("demo", {**options, "weights": None if weights is None else str(weights)})
-    predictor = getattr(registry.load_module(spec), "Predictor")
+    predictor = registry.load_module(spec).Predictor
     return predictor(spec, {k: v for k, v in typed.items() if k not in CLI_ONLY})
 
 

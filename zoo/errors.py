@@ -14,3 +14,14 @@ class BadInput(ZooError):
     """
 
     exit_code = 2
+
+
+class ZooWarning(UserWarning):
+    """Something the user should know that does not stop the work (skipped files, dropped rows)."""
+
+
+def warn(message: str) -> None:
+    """The one way the zoo warns: a Python warning (filterable in code), one `zoo: warning:` line from the CLI."""
+    import warnings
+
+    warnings.warn(message, ZooWarning, stacklevel=3)

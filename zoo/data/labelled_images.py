@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from PIL import Image
 
 from zoo.data import catalog
 from zoo.data.images import read_image
-from zoo.errors import BadInput
+from zoo.errors import BadInput, warn
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -129,8 +128,8 @@ def class_folder(folder: Path, size: int = 32) -> LabelledImages:
         if count == 0:
             raise BadInput(f"{class_dir}: class folder has no readable images")
     if skipped:
-        warnings.warn(f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}"
-                      + (" ..." if len(skipped) > 5 else ""), stacklevel=2)
+        warn(f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}"
+             + (" ..." if len(skipped) > 5 else ""))
     grey = all(np.array_equal(im[..., 0], im[..., 1]) and np.array_equal(im[..., 0], im[..., 2]) for im in images)
     mode = "L" if grey else "RGB"
     fitted = np.stack([fit_image(Image.fromarray(im).convert(mode), size) for im in images])

@@ -9,14 +9,13 @@ Any folder of photos works too (`--data DIR`).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from zoo.data import catalog
-from zoo.data.images import image_files, read_folder
-from zoo.errors import BadInput
+from zoo.data.images import read_folder
+from zoo.errors import BadInput, warn
 
 HELD_OUT = ("chelsea", "coffee", "china", "grace_hopper")
 
@@ -78,7 +77,7 @@ def folder_photos(folder: Path, min_side: int = 1) -> dict[str, np.ndarray]:
         else:
             photos[str(path.relative_to(folder))] = image
     if skipped:
-        warnings.warn(f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}", stacklevel=2)
+        warn(f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}")
     if not photos:
         raise BadInput(f"{folder}: no readable photos ({len(skipped)} image files, none readable)")
     return photos
