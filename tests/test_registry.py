@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error
-from zoo import harness, registry
+from zoo import api, harness, registry
 from zoo.errors import BadInput, ZooError
 
 REPO = Path(__file__).resolve().parent.parent
 APP_KEYS = {"name", "kind", "summary", "module", "datasets", "metrics", "model_names", "presets", "default_weights",
-            "actions", "commands"}
+            "actions", "commands", "training", "examples"}
 SHARED = {"train": {"preset", "epochs", "data", "out", "resume", "seed", *registry.DISTRIBUTION},
           "evaluate": {"weights", "data", "json", "output", "force"},
           "demo": {"inputs", "weights", "output", "force", "json"}}
@@ -31,7 +31,8 @@ def _id(pair):
 def test_app_section_has_the_required_and_only_permitted_keys(spec):
     app = json.loads(spec.card_path.read_text())["app"]
     assert set(app) <= APP_KEYS, set(app) - APP_KEYS
-    assert APP_KEYS - {"datasets", "default_weights", "commands"} <= set(app)
+    assert APP_KEYS - {"datasets", "default_weights", "commands", "training"} <= set(app)
+    assert spec.training in ("harness", "own-loop")
     assert spec.model_names and spec.metrics and spec.presets
     assert spec.default_weights in spec.tags or not spec.weights
 
@@ -52,15 +53,25 @@ def test_every_option_is_typed_and_its_default_passes_its_own_checks(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_app_functions_take_exactly_what_the_card_declares(spec):
-    """Keyword-only and without defaults: the card is the one place defaults live."""
+    """Keyword-only and without defaults: the card is the one place defaults live. `demo` is the
+    app's Predictor (zoo.api); an app's own command is a module function or a Predictor method."""
     module = registry.load_module(spec)
+    assert issubclass(module.Predictor, api.Predictor) and not hasattr(module, "demo")
     for action, declared in {**spec.actions, **spec.commands}.items():
-        parameters = inspect.signature(getattr(module, action.replace("-", "_"))).parameters
+        if action == "demo":
+            continue
+        name = action.replace("-", "_")
+        function = getattr(module, name, None)
+        method = function is None
+        parameters = dict(inspect.signature(function or getattr(module.Predictor, name)).parameters)
+        parameters.pop("self", None)
         expected = ({o.name for o in spec.parameters(action)} - set(registry.DISTRIBUTION)  # the harness's
+                    - ({"weights"} if method else set())  # a predictor's weights are loaded already
                     | ({"inputs"} if declared.takes_inputs else set()))
         assert set(parameters) == expected, (action, set(parameters) ^ expected)
         for parameter in parameters.values():
-            assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (action, parameter.name)
+            if not (method and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (action, parameter.name)
             assert parameter.default is inspect.Parameter.empty, (action, parameter.name)
 
 
