@@ -4,12 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages: Fashion-MNIST (offline data), fluidsynth + General MIDI soundfont (music demo audio),
-# chromium (the gallery's and zoo serve's browser tests, driven by Playwright).
-APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm chromium
+# chromium (the gallery's and zoo serve's browser tests, driven by Playwright); espeak-ng, flite, festival
+# and its voices (the speech app's synthetic voices), asterisk-core-sounds-en-wav (its held-out real speaker),
+# lomiri-wallpapers-16.04 and -20.04 (real photographs: upscale's texture test set and training photos).
+APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm chromium espeak-ng flite festival \
+	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav \
+	lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 DEMO_PHOTO := out/chelsea.png
 ZOO_CACHE  ?= $(HOME)/.cache/keras-zoo
+NOTEBOOKS  := out/notebooks
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test lint test-slow bench notebooks clean
 
 setup: $(STAMP)
 
@@ -37,14 +42,26 @@ demo: setup
 	$(BIN)/zoo demo upscale $(DEMO_PHOTO) --scale 2 -o out/chelsea_x2.png --force
 	@echo "open out/chelsea_x2.png; try: $(BIN)/zoo list"
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# examples/*.py (jupytext percent format) -> executed notebooks with their outputs, in out/notebooks/
+# (git-ignored; docs/notebooks.md says why they are built, not committed, and how to render them).
+notebooks: setup
+	@mkdir -p $(NOTEBOOKS)
+	@for nb in examples/*.py; do echo "== $$nb"; \
+	  $(BIN)/jupytext --quiet --to ipynb --set-kernel python3 --execute --run-path . \
+	    --output $(NOTEBOOKS)/$$(basename $$nb .py).ipynb $$nb || exit 1; done
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -117,29 +117,52 @@ def list_apps(pattern: str, as_json: bool) -> None:
     """List apps by kind and name; PATTERN filters names or kinds with wildcards (e.g. 'vis*')."""
     specs = registry.find(pattern)
     if as_json:
-        _echo_json([{"name": s.name, "kind": s.kind, "summary": s.summary, "weights": s.tags,
-                     "default_weights": s.default_weights} for s in specs])
+        _echo_json(
+            [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "summary": s.summary,
+                    "weights": s.tags,
+                    "default_weights": s.default_weights,
+                    "extra": s.extra,
+                    "ready": not s.missing,
+                    "missing": s.missing,
+                }
+                for s in specs
+            ]
+        )
         return
     if not specs:
         raise BadInput(f"no app matches {pattern!r}")
-    rows = [("APP", "KIND", "WEIGHTS", "SUMMARY")] + [(s.name, s.kind, ",".join(s.tags) or "-", s.summary)
-                                                      for s in specs]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rows = [("APP", "KIND", "WEIGHTS", "READY", "SUMMARY")] + [
+        (s.name, s.kind, ",".join(s.tags) or "-", f"needs [{s.extra}]" if s.missing else "yes", s.summary)
+        for s in specs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    if any(s.missing for s in specs):
+        click.echo("\nneeds [EXTRA]: pip install 'keras-zoo[EXTRA]' (or 'keras-zoo[all]' for every app)")
 
 
 def _weights_lines(spec: registry.AppSpec, entry: registry.WeightsEntry) -> list[str]:
     if entry.built_by:  # checked by its weights' sha256 when it loads
         status = "built" if entry.path.exists() else f"built on first use by `zoo {spec.name} {entry.built_by}`"
     else:
-        status = "missing" if not entry.path.exists() else (
-            "ok" if registry.sha256_of(entry.path) == entry.sha256 else "SHA256 MISMATCH")
+        status = (
+            "missing"
+            if not entry.path.exists()
+            else ("ok" if registry.sha256_of(entry.path) == entry.sha256 else "SHA256 MISMATCH")
+        )
     default = ", default" if entry.tag == (spec.default_weights or spec.tags[0]) else ""
-    lines = [f"  weights {entry.tag}: {entry.file} ({status}{default}, {entry.params:,} params, "
-             f"sha256 {entry.sha256[:12]})"]
-    lines += [f"    {key}: {getattr(entry, key)}" for key in ("data", "split", "command", "evaluate_command",
-                                                            "hardware", "wall_time")]
+    lines = [
+        f"  weights {entry.tag}: {entry.file} ({status}{default}, {entry.params:,} params, sha256 {entry.sha256[:12]})"
+    ]
+    lines += [
+        f"    {key}: {getattr(entry, key)}"
+        for key in ("data", "split", "command", "evaluate_command", "hardware", "wall_time")
+    ]
     baseline = entry.baseline.get("metrics", {})
     lines.append(f"    metrics (beside {entry.baseline.get('name', 'no baseline')}):")
     for metric, value in entry.metrics.items():
@@ -153,12 +176,25 @@ def _compact(value) -> str:
     return json.dumps(value, separators=(", ", ": ")) if isinstance(value, (dict, list)) else str(value)
 
 
+def _install_line(spec: registry.AppSpec) -> str:
+    """Whether the app's packages are installed, and the pip command when they are not."""
+    pip = f"pip install 'keras-zoo[{spec.extra}]'"
+    if spec.missing:
+        return f"needs the {spec.extra} extra ({', '.join(spec.missing)} not installed): {pip}"
+    if spec.imports:
+        return f"ready (the {spec.extra} extra: {', '.join(spec.imports)})"
+    return f"ready; the {spec.extra} extra is optional: {pip}" if spec.extra else "ready (core dependencies only)"
+
+
 def _card_lines(spec: registry.AppSpec) -> list[str]:
-    lines = [f"{spec.name} ({spec.kind}): {spec.summary}",
-             f"  module:   {spec.module}",
-             f"  datasets: {', '.join(spec.datasets) or '-'}",
-             f"  metrics:  {', '.join(spec.metrics)}",
-             f"  presets:  {', '.join(spec.presets)}"]
+    lines = [
+        f"{spec.name} ({spec.kind}): {spec.summary}",
+        f"  module:   {spec.module}",
+        f"  datasets: {', '.join(spec.datasets) or '-'}",
+        f"  metrics:  {', '.join(spec.metrics)}",
+        f"  presets:  {', '.join(spec.presets)}",
+        f"  install:  {_install_line(spec)}",
+    ]
     for action, declared in spec.actions.items():
         flags = [o.flag for o in spec.parameters(action)] + (["INPUT..."] if declared.takes_inputs else [])
         lines.append(f"  zoo {action} {spec.name}: {' '.join(flags)}")
@@ -197,9 +233,16 @@ def _click_option(option: registry.Option) -> click.Parameter:
 
 def _app_params(action: str, spec: registry.AppSpec) -> list[click.Parameter]:
     declared = spec.declared(action)
-    inputs = [click.Argument(["inputs"], nargs=-1, required=True, metavar="INPUT...")] if declared.takes_inputs else []
-    as_json = [click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")
-               ] if "json" in declared.shared else []
+    inputs = (
+        [click.Argument(["inputs"], nargs=-1, required=not declared.inputs_optional, metavar="INPUT...")]
+        if declared.takes_inputs
+        else []
+    )
+    as_json = (
+        [click.Option(["--json", "as_json"], is_flag=True, help="Machine-readable output.")]
+        if "json" in declared.shared
+        else []
+    )
     hidden = _undeclared_distribution(action, spec)
     return inputs + [_click_option(o) for o in spec.parameters(action)] + as_json + hidden
 
@@ -209,8 +252,10 @@ def _undeclared_distribution(action: str, spec: registry.AppSpec) -> list[click.
     registry.call can say why they do not apply rather than Click's bare "no such option"."""
     if action != "train" or "distribute" in spec.declared(action).shared:
         return []
-    return [click.Option([o.flag, o.name], is_flag=o.type == "flag", default=None, hidden=True)
-            for o in map(registry.SHARED_OPTIONS.get, registry.DISTRIBUTION)]
+    return [
+        click.Option([o.flag, o.name], is_flag=o.type == "flag", default=None, hidden=True)
+        for o in map(registry.SHARED_OPTIONS.get, registry.DISTRIBUTION)
+    ]
 
 
 def _echo_mapping(mapping: dict, indent: int = 0) -> None:
@@ -228,6 +273,8 @@ def _print_result(result, as_json: bool) -> None:
     elif isinstance(result, list):  # one record per input, each with the line to print
         for item in result:
             click.echo(item.get("text") or "  ".join(f"{k}: {v}" for k, v in item.items()))
+    elif "text" in result:  # a predictor method's record (zoo faces verify)
+        click.echo(result["text"])
     else:
         _echo_mapping(result)
 
@@ -242,8 +289,13 @@ def _app_command(spec: registry.AppSpec, action: str) -> click.Command:
 
     declared = spec.declared(action)
     name = action if action in spec.commands else spec.name
-    return click.Command(name, callback=run, context_settings=CONTEXT, params=_app_params(action, spec),
-                         help=declared.help or f"{action.capitalize()} {spec.name}: {spec.summary}")
+    return click.Command(
+        name,
+        callback=run,
+        context_settings=CONTEXT,
+        params=_app_params(action, spec),
+        help=declared.help or f"{action.capitalize()} {spec.name}: {spec.summary}",
+    )
 
 
 class AppGroup(click.Group):
@@ -281,26 +333,42 @@ def _explainer(app: str, weights: Path | None, reference: Path | None = None):
 @click.argument("app")
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The saliency overlay (PNG).")
-@click.option("--method", type=click.Choice(["gradcam", "integrated-gradients"]), default="gradcam",
-              show_default=True, help="Grad-CAM (class-specific, coarse) or integrated gradients (pixel-sharp).")
+@click.option(
+    "--method",
+    type=click.Choice(["gradcam", "integrated-gradients"]),
+    default="gradcam",
+    show_default=True,
+    help="Grad-CAM (class-specific, coarse) or integrated gradients (pixel-sharp).",
+)
 @click.option("--target", help="Class to explain, by name or index (default: the top prediction).")
 @click.option("--layer", help="Convolutional layer for Grad-CAM (default: the last one).")
 @click.option("--weights", type=click.Path(path_type=Path), help="A .keras file or a run directory.")
-@click.option("--reference", type=click.Path(path_type=Path),
-              help="For apps that score a match (faces): the photo IMAGE is matched against.")
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="For apps that score a match (faces): the photo IMAGE is matched against.",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output.")
-def explain(app: str, image: Path, output: Path, method: str, target: str | None, layer: str | None,
-            weights: Path | None, reference: Path | None, force: bool) -> None:
+def explain(
+    app: str,
+    image: Path,
+    output: Path,
+    method: str,
+    target: str | None,
+    layer: str | None,
+    weights: Path | None,
+    reference: Path | None,
+    force: bool,
+) -> None:
     """Which pixels made APP's model decide: a saliency map over IMAGE as the model saw it."""
-    from zoo.data.images import read_image, save_image
-    from zoo.files import check_output_path
+    from zoo.files import check_input_file, check_output_path
 
-    photo = read_image(image)
-    check_output_path(output, force)
+    check_input_file(image)
+    check_output_path(output, force)  # both before the model loads
     tools, explainable = _explainer(app, weights, reference)
-    heatmap, seen, label = tools.saliency(explainable, photo, method, target, layer)
-    save_image(tools.overlay(seen, heatmap), output, force=force)
-    click.echo(f"{image}: {method} map{f' for {label}' if label else ''} -> {output}")
+    result = tools.explained(explainable, image, method, target, layer)
+    result.save(output, force)
+    click.echo(result.text)
 
 
 @zoo.command()
@@ -313,8 +381,17 @@ def explain(app: str, image: Path, output: Path, method: str, target: str | None
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--weights", type=click.Path(path_type=Path), help="A .keras file or a run directory.")
 @click.option("--force", is_flag=True, help="Overwrite the output.")
-def visualize(app: str, layer: str, channel: int | None, channels: int | None, output: Path, steps: int, seed: int,
-              weights: Path | None, force: bool) -> None:
+def visualize(
+    app: str,
+    layer: str,
+    channel: int | None,
+    channels: int | None,
+    output: Path,
+    steps: int,
+    seed: int,
+    weights: Path | None,
+    force: bool,
+) -> None:
     """What a channel of APP's model responds to: an image optimised to excite it (activation maximisation)."""
     from zoo.data.images import save_image
     from zoo.files import check_output_path
@@ -327,6 +404,61 @@ def visualize(app: str, layer: str, channel: int | None, channels: int | None, o
     images = tools.visualize(explainable, layer, picked, steps=steps, seed=seed)
     save_image(tools.enlarge(tools.grid(images), min_side=tools.MIN_DISPLAY_SIDE), output, force=force)
     click.echo(f"{app} {layer} channel{'s 0-' + str(channels - 1) if channels else ' ' + str(picked[0])} -> {output}")
+
+
+# ------------------------------------------------------------------ export
+
+
+@zoo.command("export")
+@click.argument("app")
+@click.option(
+    "--format",
+    "export_format",
+    required=True,
+    metavar="saved_model|onnx|litert",
+    help="SavedModel (TF Serving), ONNX (ONNX Runtime) or LiteRT (phones, .tflite).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The artefact (a folder for a SavedModel or several graphs); PATH.json goes beside it.",
+)
+@click.option("--weights", help="A .keras file, a run directory or a shipped tag (default: the card's).")
+@click.option("--quantize", metavar="float16|int8", help="LiteRT only: float16 weights, or int8 (calibrated).")
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    help="With --quantize int8: a folder of the app's inputs (default: its own training data).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing artefact.")
+@click.option("--json", "as_json", is_flag=True, help="Print PATH.json's record.")
+def export_app(
+    app: str,
+    export_format: str,
+    output: Path,
+    weights: str | None,
+    quantize: str | None,
+    calibration: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Export APP's model, with its metrics re-measured on the artefact by the artefact's own runtime."""
+    from zoo import api, export
+
+    registry.get(app)
+    export.check_request(app, export_format, quantize, output, force)  # before the model loads
+    with _quiet_import():
+        record = api.load(app, weights).export(export_format, output, quantize, calibration, force)
+    if as_json:
+        _echo_json(record)
+        return
+    for name, graph in record["graphs"].items():
+        measured = graph["metrics"]
+        beside = ", ".join(f"{k} {v} (keras {measured['keras'][k]})" for k, v in measured.get("exported", {}).items())
+        click.echo(f"{name}: {graph['bytes'] / 1e6:.2f} MB{'; ' + beside if beside else ''}")
+    click.echo(f"{record['output']} ({record['runtime']}), record in {record['sidecar']}")
 
 
 # ------------------------------------------------------------ gallery / serve
@@ -345,7 +477,9 @@ def gallery(output: Path, force: bool) -> None:
     with _quiet_import():  # the demos import TensorFlow, unless every output is cached
         built = build.build(output, force)
     fresh = ", ".join(built["demos_run"]) or "none, all cached"
-    click.echo(f"{built['output']}/index.html: {len(built['apps'])} apps in {built['seconds']:.1f} s (demos run: {fresh})")
+    click.echo(
+        f"{built['output']}/index.html: {len(built['apps'])} apps in {built['seconds']:.1f} s (demos run: {fresh})"
+    )
 
 
 @zoo.command()
@@ -411,6 +545,7 @@ def completion(shell: str) -> None:
 
 def _show_warnings(verbose: bool) -> None:
     """The zoo's warnings as one line on stderr; other libraries' only with --verbose, in Python's format."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, ZooWarning):
             click.echo(f"zoo: warning: {message}", err=True)
@@ -447,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the one place that turns surprises into exit code 1
         if verbose:
             traceback.print_exc()
-        click.echo(f"zoo: unexpected error: {type(error).__name__}: {error} (rerun with --verbose for details)", err=True)
+        click.echo(
+            f"zoo: unexpected error: {type(error).__name__}: {error} (rerun with --verbose for details)", err=True
+        )
         return 1
     return 0
 

@@ -35,17 +35,29 @@ from zoo.data import labelled_images  # noqa: E402
 
 
 def convnet() -> keras.Model:
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def mlp() -> keras.Model:
-    return keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(128, activation="relu"),
-                             layers.Dense(10, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 class TestAccuracyPerEpoch(keras.callbacks.Callback):
@@ -78,24 +90,32 @@ def main() -> None:
     train, test = labelled_images.fashion_mnist("train"), labelled_images.fashion_mnist("test")
     x_train, x_test = train.images.astype("float32") / 255.0, test.images.astype("float32") / 255.0
     curve = TestAccuracyPerEpoch(x_test, test.labels)
-    for name, build, epochs, extra in (("keras-io simple convnet", convnet, 15,
-                                        {"validation_split": 0.1, "callbacks": [curve]}),
-                                       ("TensorFlow beginner MLP", mlp, 10, {})):
+    for name, build, epochs, extra in (
+        ("keras-io simple convnet", convnet, 15, {"validation_split": 0.1, "callbacks": [curve]}),
+        ("TensorFlow beginner MLP", mlp, 10, {}),
+    ):
         model = build()
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         start = time.perf_counter()
         model.fit(x_train, train.labels, batch_size=128 if extra else 32, epochs=epochs, verbose=0, **extra)
         seconds = curve.training if extra else time.perf_counter() - start
         accuracy = model.evaluate(x_test, test.labels, verbose=0)[1]
-        print(f"{name}: test accuracy {accuracy:.4f} ({epochs} epochs, {seconds:.0f} s training, "
-              f"{model.count_params():,} params)", flush=True)
+        print(
+            f"{name}: test accuracy {accuracy:.4f} ({epochs} epochs, {seconds:.0f} s training, "
+            f"{model.count_params():,} params)",
+            flush=True,
+        )
     matched = next(((t, epoch) for epoch, (t, a) in enumerate(curve.curve, 1) if a >= quick_accuracy), None)
     if matched is None:
-        print(f"time to {quick_accuracy:.2%}: zoo quick {quick_seconds:.0f} s; the convnet never got there "
-              f"in 15 epochs ({curve.training:.0f} s): lead > {curve.training / quick_seconds:.2f}x")
+        print(
+            f"time to {quick_accuracy:.2%}: zoo quick {quick_seconds:.0f} s; the convnet never got there "
+            f"in 15 epochs ({curve.training:.0f} s): lead > {curve.training / quick_seconds:.2f}x"
+        )
     else:
-        print(f"time to {quick_accuracy:.2%}: zoo quick {quick_seconds:.0f} s, convnet {matched[0]:.0f} s "
-              f"(epoch {matched[1]}): lead {matched[0] / quick_seconds:.2f}x")
+        print(
+            f"time to {quick_accuracy:.2%}: zoo quick {quick_seconds:.0f} s, convnet {matched[0]:.0f} s "
+            f"(epoch {matched[1]}): lead {matched[0] / quick_seconds:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,14 @@ def demo_accuracy(weights: str, images: int) -> float:
         for i in range(images):
             paths.append(Path(tmp) / f"{i:05d}_{test.labels[i]}.png")
             Image.fromarray(test.images[i, :, :, 0]).save(paths[-1])
-        shown = subprocess.run([str(ZOO), "demo", "classify", *map(str, paths), "--weights", weights, "--json",
-                                "--top", "1"], check=True, capture_output=True, text=True).stdout
+        shown = subprocess.run(
+            [str(ZOO), "demo", "classify", *map(str, paths), "--weights", weights, "--json", "--top", "1"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     names = list(test.class_names)
-    correct = [names.index(r["top"][0]["label"]) == int(Path(r["input"]).stem.split("_")[1])
-               for r in json.loads(shown)]
+    correct = [names.index(r["top"][0]["label"]) == int(Path(r["input"]).stem.split("_")[1]) for r in json.loads(shown)]
     return sum(correct) / len(correct)
 
 
@@ -53,8 +56,10 @@ def main() -> None:
     args = parser.parse_args()
     from_demo = demo_accuracy(args.weights, args.images)
     evaluated = registry.call("classify", "evaluate", weights=args.weights)["accuracy"]
-    print(f"{args.weights}: zoo demo classify --json on {args.images:,} PNG files: {from_demo:.4f}; "
-          f"zoo evaluate classify (all 10,000 test images): {evaluated:.4f}")
+    print(
+        f"{args.weights}: zoo demo classify --json on {args.images:,} PNG files: {from_demo:.4f}; "
+        f"zoo evaluate classify (all 10,000 test images): {evaluated:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,10 @@ def folders(root: Path, wanted: list[str]) -> dict[str, tuple[Path, Path]]:
         x, y = mnist_data()
         order = rng.permutation(len(y))
         x, y = x[order].reshape(-1, 28, 28), y[order]
-        made["mnist"] = (write_folder(root / "mnist-train", x[:4000], y[:4000], digits),
-                         write_folder(root / "mnist-test", x[4000:], y[4000:], digits))
+        made["mnist"] = (
+            write_folder(root / "mnist-train", x[:4000], y[:4000], digits),
+            write_folder(root / "mnist-test", x[4000:], y[4000:], digits),
+        )
     if "digits" in wanted:
         from sklearn.datasets import load_digits
 
@@ -61,16 +63,20 @@ def folders(root: Path, wanted: list[str]) -> dict[str, tuple[Path, Path]]:
         x, y = (data.images * 255 / 16).round(), data.target
         order = rng.permutation(len(y))
         x, y, cut = x[order], y[order], int(0.8 * len(y))
-        made["digits"] = (write_folder(root / "digits-train", x[:cut], y[:cut], digits),
-                          write_folder(root / "digits-test", x[cut:], y[cut:], digits))
+        made["digits"] = (
+            write_folder(root / "digits-train", x[:cut], y[:cut], digits),
+            write_folder(root / "digits-test", x[cut:], y[cut:], digits),
+        )
     names = [n.replace("/", "-") for n in labelled_images.FASHION_MNIST_CLASSES]
     if {"fmnist1k", "fmnist5k"} & set(wanted):
         train, test = labelled_images.fashion_mnist("train"), labelled_images.fashion_mnist("test")
         test_folder = write_folder(root / "fmnist-test", test.images[:1000, ..., 0], test.labels[:1000], names)
         for name, count in (("fmnist1k", 1000), ("fmnist5k", 5000)):
             if name in wanted:
-                made[name] = (write_folder(root / f"{name}-train", train.images[:count, ..., 0],
-                                           train.labels[:count], names), test_folder)
+                made[name] = (
+                    write_folder(root / f"{name}-train", train.images[:count, ..., 0], train.labels[:count], names),
+                    test_folder,
+                )
     return made
 
 

@@ -52,8 +52,9 @@ def cpu_has_bf16() -> bool:
 def baseline(config, images, labels):
     """keras-io style: the augmentation layers first in the model, float32 NumPy arrays, integer labels."""
     model = keras.Sequential([keras.Input(images.shape[1:]), classify.augmenter(config), classify.build_model(config)])
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     x = images.astype("float32")
     return lambda n: model.fit(x[:n], labels[:n], batch_size=config.batch_size, epochs=1, verbose=0)
 
@@ -65,8 +66,9 @@ def zoo_path(config, images, labels, xla=False):
     classify.compile_for_training(model, config, steps=1000)
     model.jit_compile = xla
     one_hot = np.eye(10, dtype=np.float32)[labels]
-    return lambda n: model.fit(classify.training_batches(images[:n], one_hot[:n], config, seed=0), epochs=1,
-                               verbose=0, shuffle=False)
+    return lambda n: model.fit(
+        classify.training_batches(images[:n], one_hot[:n], config, seed=0), epochs=1, verbose=0, shuffle=False
+    )
 
 
 def main() -> None:
@@ -78,12 +80,15 @@ def main() -> None:
     config = dataclasses.replace(classify.PRESETS[args.preset], precision="float32")
     data = labelled_images.fashion_mnist("train")
     images, labels = data.images[: args.images], data.labels[: args.images]
-    contenders = {"baseline (keras-io fit, float32 NumPy)": baseline,
-                  "zoo pipeline + XLA": lambda *a: zoo_path(*a, xla=True),
-                  "zoo (classify.train: pipeline, XLA off)": zoo_path}
+    contenders = {
+        "baseline (keras-io fit, float32 NumPy)": baseline,
+        "zoo pipeline + XLA": lambda *a: zoo_path(*a, xla=True),
+        "zoo (classify.train: pipeline, XLA off)": zoo_path,
+    }
     if cpu_has_bf16():
         contenders["zoo, mixed bfloat16 (the long preset's)"] = lambda c, *a: zoo_path(
-            dataclasses.replace(c, precision="mixed_bfloat16"), *a)
+            dataclasses.replace(c, precision="mixed_bfloat16"), *a
+        )
     runners = {}
     for name, make in contenders.items():
         keras.utils.set_random_seed(0)
@@ -97,14 +102,19 @@ def main() -> None:
             run(args.images)
             best[name] = max(best[name], args.images / (time.perf_counter() - start))
     reference = best[next(iter(best))]
-    print(f"classify {args.preset} preset ({classify.build_model(config).count_params():,} params), batch {config.batch_size}, "
-          f"{args.images} images per epoch, best of {args.repeats}; backend {keras.backend.backend()}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"classify {args.preset} preset ({classify.build_model(config).count_params():,} params), "
+        f"batch {config.batch_size}, "
+        f"{args.images} images per epoch, best of {args.repeats}; backend {keras.backend.backend()}, "
+        f"{os.cpu_count()} CPUs"
+    )
     for name, rate in best.items():
         print(f"  {name:<42} {rate:8.0f} images/s   x{rate / reference:.2f}")
     if not cpu_has_bf16():
-        print("  mixed precision: not tried; this CPU has no bf16 matrix instructions (avx512_bf16/amx), "
-              "so bf16 would be emulated and slower")
+        print(
+            "  mixed precision: not tried; this CPU has no bf16 matrix instructions (avx512_bf16/amx), "
+            "so bf16 would be emulated and slower"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast the light commands answer, against bare Python and against importing TensorFlow.
 
-    python bench/cli_startup.py [--repeat 5]
+python bench/cli_startup.py [--repeat 5]
 """
 
 import argparse

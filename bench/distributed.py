@@ -56,10 +56,14 @@ def measure(steps: int) -> dict:
     started = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     step = (time.perf_counter() - started) / steps
-    return {"workers": workers, "global_batch": global_batch, "seconds_per_step": step,
-            "examples_per_second": global_batch / step,
-            "allreduce_seconds": allreduce_seconds(distribution.strategy, model, steps),
-            "gradient_mib": sum(int(np.prod(v.shape)) for v in model.trainable_variables) * 4 / 2**20}
+    return {
+        "workers": workers,
+        "global_batch": global_batch,
+        "seconds_per_step": step,
+        "examples_per_second": global_batch / step,
+        "allreduce_seconds": allreduce_seconds(distribution.strategy, model, steps),
+        "gradient_mib": sum(int(np.prod(v.shape)) for v in model.trainable_variables) * 4 / 2**20,
+    }
 
 
 def allreduce_seconds(strategy, model, repeats: int) -> float:
@@ -86,10 +90,16 @@ def run_cluster(workers: int, steps: int) -> dict:
 
     addresses = [f"127.0.0.1:{port}" for port in distribute.free_ports(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    processes = [subprocess.Popen([sys.executable, __file__, "--child", "--steps", str(steps)],
-                                  env={**env, **distribute.cluster_env(addresses, index)},
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                 for index in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", "--steps", str(steps)],
+            env={**env, **distribute.cluster_env(addresses, index)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for index in range(workers)
+    ]
     outputs = [p.communicate(timeout=900)[0] for p in processes]
     if any(p.returncode for p in processes):
         sys.exit(f"a worker failed: exit codes {[p.returncode for p in processes]}")
@@ -97,16 +107,22 @@ def run_cluster(workers: int, steps: int) -> dict:
 
 
 def report(one: dict, two: dict) -> None:
-    print(f"{os.cpu_count()} cores; upscale quick model, {one['gradient_mib']:.2f} MiB of gradients; "
-          f"{PER_REPLICA_BATCH} examples per replica per step\n")
+    print(
+        f"{os.cpu_count()} cores; upscale quick model, {one['gradient_mib']:.2f} MiB of gradients; "
+        f"{PER_REPLICA_BATCH} examples per replica per step\n"
+    )
     print("| workers | global batch | s/step | examples/s | all-reduce s/step |")
     print("|---|---|---|---|---|")
     for r in (one, two):
-        print(f"| {r['workers']} | {r['global_batch']} | {r['seconds_per_step']:.3f} | "
-              f"{r['examples_per_second']:.1f} | {r['allreduce_seconds'] * 1000:.2f} ms |")
+        print(
+            f"| {r['workers']} | {r['global_batch']} | {r['seconds_per_step']:.3f} | "
+            f"{r['examples_per_second']:.1f} | {r['allreduce_seconds'] * 1000:.2f} ms |"
+        )
     overhead = two["allreduce_seconds"] / two["seconds_per_step"]
-    print(f"\nall-reduce: {two['allreduce_seconds'] * 1000:.2f} ms per step between 2 processes, "
-          f"{overhead:.1%} of a 2-worker step")
+    print(
+        f"\nall-reduce: {two['allreduce_seconds'] * 1000:.2f} ms per step between 2 processes, "
+        f"{overhead:.1%} of a 2-worker step"
+    )
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     nice .venv/bin/python bench/faces_speed.py
 
 Identification: one 128-d query against 10,000 random unit-ish descriptors (the gallery's size,
-not its content, sets the cost), median of 200 calls of `faces.identify`. Whole photo: detect
+not its content, sets the cost), median of 200 calls of `app.identify`. Whole photo: detect
 (MTCNN) + 5 landmarks + chip + embed on scikit-image's astronaut (512x512, one face), beside
 the embedding of one ready chip; medians of 5 runs after one warm-up.
 """
@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zoo.data import faces as face_data  # noqa: E402
-from zoo.vision import faces, face_landmarks  # noqa: E402
+from zoo.vision.faces import app, landmarks, pipeline  # noqa: E402
 
 
 def median_ms(fn, repeats):
@@ -34,20 +34,22 @@ def main():
     gallery = (rng.normal(size=(10_000, 128)) * 0.12).astype(np.float32)
     names = np.array([f"person{i}" for i in range(10_000)])
     query = gallery[1234:1235] + 0.01
-    faces.identify(query, names, gallery, 0.6)
-    ident = median_ms(lambda: faces.identify(query, names, gallery, 0.6), 200)
+    app.identify(query, names, gallery, 0.6)
+    ident = median_ms(lambda: app.identify(query, names, gallery, 0.6), 200)
     print(f"identify 1 face vs 10,000 enrolled: {ident:.2f} ms (target < 20 ms)")
-    model, _ = faces.load_embedding(None)
-    detector = faces.Detector()
+    model, _ = pipeline.load_embedding(None)
+    detector = pipeline.Detector()
     photo = face_data.packaged_photos(True)["astronaut"]
-    chip = faces.find_faces(photo, detector)[0]["chip"][None]
-    embed = median_ms(lambda: faces.embed(model, chip), 5)
+    chip = pipeline.find_faces(photo, detector)[0].chip[None]
+    embed = median_ms(lambda: pipeline.embed(model, chip), 5)
     detect = median_ms(lambda: detector(photo), 5)
     box = detector(photo)[0]["box"]
-    landmarks = median_ms(lambda: face_landmarks.predict(faces.predictor(), photo, box), 5)
-    whole = median_ms(lambda: faces.embed(model, faces.find_faces(photo, detector)[0]["chip"][None]), 5)
-    print(f"astronaut 512x512: whole photo {whole:.0f} ms = detect {detect:.0f} + landmarks {landmarks:.0f} "
-          f"+ chip/embed; embedding alone {embed:.0f} ms; ratio whole/embedding {whole / embed:.1f}x")
+    points = median_ms(lambda: landmarks.predict(landmarks.shape_predictor(), photo, box), 5)
+    whole = median_ms(lambda: pipeline.embed(model, pipeline.find_faces(photo, detector)[0].chip[None]), 5)
+    print(
+        f"astronaut 512x512: whole photo {whole:.0f} ms = detect {detect:.0f} + landmarks {points:.0f} "
+        f"+ chip/embed; embedding alone {embed:.0f} ms; ratio whole/embedding {whole / embed:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ REPO = Path(__file__).resolve().parent.parent
 ZOO = [sys.executable, str(REPO / "cli.py")]
 
 
-def timed(command: list[str], env: dict) -> float:
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    """Seconds, and the command's last line (a build's says which demos ran)."""
     start = time.perf_counter()
-    subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    done = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, done.stdout.strip().splitlines()[-1]
 
 
 def empty_cache(root: Path) -> dict:
@@ -44,8 +45,9 @@ def first_response(env: dict) -> float:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.perf_counter()
-    server = subprocess.Popen(ZOO + ["serve", "--port", str(port)], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ZOO + ["serve", "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         while True:
             try:
@@ -53,7 +55,7 @@ def first_response(env: dict) -> float:
                 return time.perf_counter() - start
             except OSError:
                 if server.poll() is not None:
-                    raise SystemExit("zoo serve exited before answering")
+                    raise SystemExit("zoo serve exited before answering") from None
                 time.sleep(0.05)
     finally:
         server.terminate()
@@ -64,11 +66,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         env = empty_cache(Path(root))
         site = Path(root) / "site"
-        cold = timed(ZOO + ["gallery", "-o", str(site)], env)
-        warm = timed(ZOO + ["gallery", "-o", str(site)], env)
+        cold, cold_said = timed(ZOO + ["gallery", "-o", str(site)], env)
+        warm, warm_said = timed(ZOO + ["gallery", "-o", str(site)], env)
         serve = first_response(env)
-    print(f"zoo gallery, cold cache:           {cold:7.1f} s")
-    print(f"zoo gallery, warm cache:           {warm:7.1f} s")
+    print(f"zoo gallery, cold cache:           {cold:7.1f} s   ({cold_said})")
+    print(f"zoo gallery, warm cache:           {warm:7.1f} s   ({warm_said})")
     print(f"warm / cold:                       {warm / cold:7.3f}")
     print(f"zoo serve, start to first response: {serve:6.1f} s")
 

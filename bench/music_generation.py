@@ -35,7 +35,7 @@ def naive_sample(model, prefix: list[int], tokens: int, seed: int) -> list[int]:
         last = min(len(song), context) - 1
         logits = np.asarray(model.predict_on_batch(inputs))[0, last].astype(np.float64)
         song.append(music.next_token(logits, song[-1], 1.0, 0, rng))
-    return song[len(prefix):]
+    return song[len(prefix) :]
 
 
 def main() -> None:
@@ -67,10 +67,14 @@ def main() -> None:
     naive_per_token = (time.perf_counter() - started) / naive_tokens
 
     print(f"model load + step model build: {load_seconds:.2f} s")
-    print(f"stepwise LSTM, {args.bars} bars x {args.runs} seeds: median {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s, {statistics.mean(lengths):.0f} tokens per song, {per_token * 1e3:.2f} ms/token")
-    print(f"naive rerun of the whole model ({naive_tokens} tokens): {naive_per_token * 1e3:.2f} ms/token, "
-          f"so {naive_per_token * statistics.mean(lengths):.1f} s for {args.bars} bars")
+    print(
+        f"stepwise LSTM, {args.bars} bars x {args.runs} seeds: median {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s, {statistics.mean(lengths):.0f} tokens per song, {per_token * 1e3:.2f} ms/token"
+    )
+    print(
+        f"naive rerun of the whole model ({naive_tokens} tokens): {naive_per_token * 1e3:.2f} ms/token, "
+        f"so {naive_per_token * statistics.mean(lengths):.1f} s for {args.bars} bars"
+    )
     print(f"speed-up of stepwise over naive: {naive_per_token / per_token:.1f}x")
     verdict = "met" if max(times) < TARGET_SECONDS else "NOT met"
     print(f"target {args.bars} bars < {TARGET_SECONDS:.0f} s: {verdict} (slowest {max(times):.2f} s)")

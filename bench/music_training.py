@@ -35,8 +35,10 @@ def measure(batches: int) -> dict:
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.context)
-    inputs = {"tokens": rng.integers(1, music.VOCAB_SIZE, shape).astype("int32"),
-              "positions": rng.integers(0, music.music_data.POSITIONS, shape).astype("int32")}
+    inputs = {
+        "tokens": rng.integers(1, music.VOCAB_SIZE, shape).astype("int32"),
+        "positions": rng.integers(0, music.music_data.POSITIONS, shape).astype("int32"),
+    }
     targets = rng.integers(1, music.VOCAB_SIZE, shape).astype("int32")
     for _ in range(2):  # compile, then one more to settle
         model.train_on_batch(inputs, targets)
@@ -44,8 +46,11 @@ def measure(batches: int) -> dict:
     for _ in range(batches):
         model.train_on_batch(inputs, targets)
     seconds = (time.perf_counter() - start) / batches
-    return {"backend": keras.backend.backend(), "seconds_per_batch": seconds,
-            "tokens_per_second": config.batch_size * config.context / seconds}
+    return {
+        "backend": keras.backend.backend(),
+        "seconds_per_batch": seconds,
+        "tokens_per_second": config.batch_size * config.context / seconds,
+    }
 
 
 def main() -> None:
@@ -59,14 +64,21 @@ def main() -> None:
     results = []
     for backend in ("tensorflow", "jax"):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-        child = subprocess.run([sys.executable, __file__, "--child", "--batches", str(args.batches)],
-                               env=env, capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", "--batches", str(args.batches)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results.append(json.loads(child.stdout.strip().splitlines()[-1]))
     baseline = results[0]["tokens_per_second"]
     print(f"music full preset LSTM, train_on_batch, {os.cpu_count()} CPUs:")
     for result in results:
-        print(f"  {result['backend']:<11} {result['seconds_per_batch']:6.2f} s/batch "
-              f"{result['tokens_per_second']:8.0f} tokens/s   x{result['tokens_per_second'] / baseline:.2f}")
+        print(
+            f"  {result['backend']:<11} {result['seconds_per_batch']:6.2f} s/batch "
+            f"{result['tokens_per_second']:8.0f} tokens/s   x{result['tokens_per_second'] / baseline:.2f}"
+        )
 
 
 if __name__ == "__main__":

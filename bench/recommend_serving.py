@@ -51,16 +51,25 @@ def numpy_top_n(history, encoder, decoder, k):
 
 def train_times(folder: Path) -> None:
     for model in ("ranking", "mf"):
-        out = rec.train(preset="full", epochs=None, data=None, out=folder / model, resume=False, seed=0, model=model,
-                        format="auto")
+        out = rec.train(
+            preset="full", epochs=None, data=None, out=folder / model, resume=False, seed=0, model=model, format="auto"
+        )
         print(f"train {model:8s} (full preset, ML-100K): {out['train_seconds']:.1f} s")
 
 
 def serving_ml100k(folder: Path) -> None:
     path = folder / "ranking" / "model.keras"
     if not path.exists():
-        rec.train(preset="full", epochs=None, data=None, out=folder / "ranking", resume=False, seed=0, model="ranking",
-                  format="auto")
+        rec.train(
+            preset="full",
+            epochs=None,
+            data=None,
+            out=folder / "ranking",
+            resume=False,
+            seed=0,
+            model="ranking",
+            format="auto",
+        )
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     ratings = rd.load_ratings()
     layer = rec.core(model)
@@ -74,10 +83,14 @@ def serving_ml100k(folder: Path) -> None:
     same = (rec.top_n(model, history, TOP)[0][:, :3] == numpy_top_n(history, encoder, decoder, TOP)[:, :3]).mean()
     scores = users * ratings.n_items
     print(f"serving ML-100K: {users} users x {ratings.n_items} items = {scores / 1e6:.2f}M scores, top-{TOP}")
-    print(f"  app top_n (Keras, batched): {app_s * 1e3:7.1f} ms  {users / app_s:9.0f} users/s  "
-          f"{scores / app_s / 1e6:7.1f}M scores/s")
-    print(f"  NumPy brute force         : {numpy_s * 1e3:7.1f} ms  {users / numpy_s:9.0f} users/s  "
-          f"{scores / numpy_s / 1e6:7.1f}M scores/s")
+    print(
+        f"  app top_n (Keras, batched): {app_s * 1e3:7.1f} ms  {users / app_s:9.0f} users/s  "
+        f"{scores / app_s / 1e6:7.1f}M scores/s"
+    )
+    print(
+        f"  NumPy brute force         : {numpy_s * 1e3:7.1f} ms  {users / numpy_s:9.0f} users/s  "
+        f"{scores / numpy_s / 1e6:7.1f}M scores/s"
+    )
     print(f"  ratio app / NumPy time: {app_s / numpy_s:.2f}; same top-3 items: {same:.1%}")
 
 
@@ -109,8 +122,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
-    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, keras {keras.__version__} "
-          f"({keras.backend.backend()}), {os.cpu_count()} CPUs")
+    print(
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, keras {keras.__version__} "
+        f"({keras.backend.backend()}), {os.cpu_count()} CPUs"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if rd.recbole_ml100k() is None:

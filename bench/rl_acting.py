@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from zoo.rl import agents, networks  # noqa: E402
+from zoo.rl import networks, ppo  # noqa: E402
 from zoo.rl.envs import env_spaces, make_env, make_vector_env  # noqa: E402
 
 ENV = "CartPole-v1"
@@ -61,11 +61,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="environment steps per variant")
     parser.add_argument("--envs", type=int, default=8, help="environments stepped together by the zoo's loop")
     args = parser.parse_args()
-    model = networks.build_model(agents.make_config("quick", "ppo", ENV))
+    model = networks.build_model("ppo", env_spaces(ENV), ppo.PPOConfig().hidden)
     variants = {
         "keras-io: model(state) per step": lambda: keras_io_loop(model, args.steps, lambda m, x: m(x, training=False)),
-        "keras-io: model.predict per step": lambda: keras_io_loop(model, max(args.steps // 20, 50),
-                                                                  lambda m, x: m.predict(x, verbose=0)),
+        "keras-io: model.predict per step": lambda: keras_io_loop(
+            model, max(args.steps // 20, 50), lambda m, x: m.predict(x, verbose=0)
+        ),
         "zoo: NumPy policy, 1 env": lambda: zoo_loop(model, args.steps * 5, 1),
         f"zoo: NumPy policy, {args.envs} envs (vector)": lambda: zoo_loop(model, args.steps * 10, args.envs),
     }

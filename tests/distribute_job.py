@@ -27,8 +27,9 @@ class Slow(keras.callbacks.Callback):
 
 
 def main(batch: str, rate: str, sleep: str, *argv: str) -> int:
-    upscale.PRESETS["quick"] = upscale.Config(epochs=3, steps_per_epoch=4, features=8, blocks=1, patch=16,
-                                              batch_size=int(batch), learning_rate=float(rate))
+    upscale.PRESETS["quick"] = upscale.Config(
+        epochs=3, steps_per_epoch=4, features=8, blocks=1, patch=16, batch_size=int(batch), learning_rate=float(rate)
+    )
     if float(sleep):
         fit = upscale.harness.fit
         upscale.harness.fit = lambda *a, **k: fit(*a, callbacks=[Slow(float(sleep))], **k)

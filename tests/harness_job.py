@@ -1,6 +1,6 @@
 """A tiny training job for the harness tests, run as a subprocess so it can be killed.
 
-    python harness_job.py RUN_DIR [--resume]
+python harness_job.py RUN_DIR [--resume]
 """
 
 import dataclasses
@@ -30,11 +30,13 @@ def main(out: str, resume: bool) -> None:
     run = harness.start_run("job", Config(), out, resume, seed=1)
     x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(run.config.units, activation="relu"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(run.config.units, activation="relu"), keras.layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="mse")
-    harness.fit(run, model, x, validation=(x, y), y=y, epochs=run.config.epochs, batch_size=16,
-                callbacks=[SlowBatches()])
+    harness.fit(
+        run, model, x, validation=(x, y), y=y, epochs=run.config.epochs, batch_size=16, callbacks=[SlowBatches()]
+    )
     harness.best_model(run)
 
 

@@ -56,7 +56,6 @@ def test_predictor_record_equals_demo_json(app, zoo, tmp_path, monkeypatch):
     assert [r.to_dict() for r in results] == json.loads(printed.out)
 
 
-
 def test_import_and_apps_stay_cheap():
     code = "import sys, zoo; assert zoo.apps(); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -103,12 +102,15 @@ def test_options_that_choose_the_model_are_fixed_at_load():
     assert upscale(np.zeros((16, 16, 3), np.uint8), scale=3).scale == 3  # the loaded value is accepted
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((8, 8, 3), np.float32), "expected HxW or HxWx3 uint8"),
-    (np.zeros((8, 8, 5), np.uint8), "expected HxW or HxWx3 uint8"),
-    (42, "int: expected a path, a PIL image or a uint8 array"),
-    ("no-such-photo.jpg", "no-such-photo.jpg: no such file"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((8, 8, 3), np.float32), "expected HxW or HxWx3 uint8"),
+        (np.zeros((8, 8, 5), np.uint8), "expected HxW or HxWx3 uint8"),
+        (42, "int: expected a path, a PIL image or a uint8 array"),
+        ("no-such-photo.jpg", "no-such-photo.jpg: no such file"),
+    ],
+)
 def test_bad_python_inputs_are_one_line_bad_input(bad, message):
     with pytest.raises(BadInput, match=message):
         zoo.load("upscale", scale=2)(bad)

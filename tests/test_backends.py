@@ -34,9 +34,21 @@ def test_same_file_same_numbers_under_jax_and_tensorflow(tmp_path):
     np.save(tmp_path / "low.npy", low)
     shipped_path = registry.resolve_weights("upscale", "x2")
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", JAX_SIDE, tmp_path / "low.npy", shipped_path,
-                           tmp_path / "shipped_jax.npy", tmp_path / "jax_made.keras", tmp_path / "fresh_jax.npy"],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            JAX_SIDE,
+            tmp_path / "low.npy",
+            shipped_path,
+            tmp_path / "shipped_jax.npy",
+            tmp_path / "jax_made.keras",
+            tmp_path / "fresh_jax.npy",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     shipped = harness.load_model(shipped_path)
     np.testing.assert_allclose(np.asarray(shipped(low)), np.load(tmp_path / "shipped_jax.npy"), atol=1e-4)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_list_shows_apps_with_kind_and_weights(zoo):
     result = zoo("list")
     assert result.code == 0
-    line = next(l for l in result.out.splitlines() if l.startswith("upscale"))
+    line = next(row for row in result.out.splitlines() if row.startswith("upscale"))
     assert "vision" in line and "x2,x3,x4" in line
 
 
@@ -60,12 +60,23 @@ def test_bad_option_value_is_a_usage_error(zoo):
     assert result.code == 2 and "Traceback" not in result.err
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["info", "upscale"], ["demo", "upscale", "--help"],
-                                  ["train", "upscale", "--help"], ["data", "list"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["list"],
+        ["info", "upscale"],
+        ["demo", "upscale", "--help"],
+        ["train", "upscale", "--help"],
+        ["data", "list"],
+    ],
+)
 def test_light_commands_never_import_tensorflow_or_keras(args):
-    probe = ("import sys, cli; code = cli.main(sys.argv[1:]); "
-             "heavy = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]; "
-             "assert not heavy, heavy; sys.exit(code)")
+    probe = (
+        "import sys, cli; code = cli.main(sys.argv[1:]); "
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]; "
+        "assert not heavy, heavy; sys.exit(code)"
+    )
     done = subprocess.run([sys.executable, "-c", probe, *args], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_one_line_error
 from zoo import distribute, harness
 from zoo.errors import BadInput
+
+from conftest import assert_one_line_error
 
 JOB = Path(__file__).with_name("distribute_job.py")
 REPO = JOB.parent.parent
@@ -46,8 +47,14 @@ def job(*args, env=None, sleep=0.0, batch=4, rate=1e-3):
     """Popen of `zoo` with the tiny preset (BATCH per replica, learning RATE, SLEEP per step)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     env.pop("TF_CONFIG", None)
-    return subprocess.Popen([sys.executable, str(JOB), str(batch), str(rate), str(sleep), *map(str, args)],
-                            cwd=REPO, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(JOB), str(batch), str(rate), str(sleep), *map(str, args)],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def finished(process, timeout=300) -> str:
@@ -92,8 +99,16 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(photos, single_device,
 def test_two_local_workers_match_one_device_and_only_the_chief_writes(photos, single_device, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    output = train(tmp_path / "run", photos, "--distribute", "multi-worker", "--workers", "2", "--local",
-                   env={"TMPDIR": str(scratch)})
+    output = train(
+        tmp_path / "run",
+        photos,
+        "--distribute",
+        "multi-worker",
+        "--workers",
+        "2",
+        "--local",
+        env={"TMPDIR": str(scratch)},
+    )
     assert output.count("distributed multi-worker: 2 replicas in 2 process(es)") == 1  # the chief's output only
     assert output.count("\npsnr_y:") == 1  # the parent reports the chief's result, once
     assert_like_single_device(tmp_path / "run", single_device)
@@ -141,11 +156,18 @@ def jax_single_device(photos, tmp_path_factory):
 
 
 @pytest.mark.slow  # a minute or two each
-@pytest.mark.parametrize("flags, env, replicas", [
-    (("--distribute", "mirrored", "--devices", "2"), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
-     "2 replicas in 1 process(es)"),
-    (("--distribute", "multi-worker", "--workers", "2", "--local"), {}, "2 replicas in 2 process(es)"),
-], ids=["data-parallel", "two-processes"])
+@pytest.mark.parametrize(
+    "flags, env, replicas",
+    [
+        (
+            ("--distribute", "mirrored", "--devices", "2"),
+            {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+            "2 replicas in 1 process(es)",
+        ),
+        (("--distribute", "multi-worker", "--workers", "2", "--local"), {}, "2 replicas in 2 process(es)"),
+    ],
+    ids=["data-parallel", "two-processes"],
+)
 def test_jax_data_parallel_matches_one_device(photos, jax_single_device, tmp_path, flags, env, replicas):
     output = train(tmp_path / "run", photos, *flags, env={"KERAS_BACKEND": "jax", **env})
     assert f"{flags[1]}: {replicas}" in output
@@ -155,44 +177,54 @@ def test_jax_data_parallel_matches_one_device(photos, jax_single_device, tmp_pat
 # ------------------------------------------------------------ bad input, in this process
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (("--distribute", "ring"), "--distribute ring: choose one of none, mirrored, multi-worker"),
-    (("--local",), "--local: starts a local cluster, so it needs --distribute multi-worker"),
-    (("--distribute", "multi-worker", "--workers", "0", "--local"), "--workers 0: must be at least 1"),
-    (("--distribute", "multi-worker", "--workers", "2"), "--workers: only with --local"),
-    (("--distribute", "multi-worker", "--local"), "--local: pass --workers N"),
-    (("--devices", "2"), "--devices: only with --distribute mirrored"),
-])
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (("--distribute", "ring"), "--distribute ring: choose one of none, mirrored, multi-worker"),
+        (("--local",), "--local: starts a local cluster, so it needs --distribute multi-worker"),
+        (("--distribute", "multi-worker", "--workers", "0", "--local"), "--workers 0: must be at least 1"),
+        (("--distribute", "multi-worker", "--workers", "2"), "--workers: only with --local"),
+        (("--distribute", "multi-worker", "--local"), "--local: pass --workers N"),
+        (("--devices", "2"), "--devices: only with --distribute mirrored"),
+    ],
+)
 def test_meaningless_distribution_options_are_one_line_errors(zoo, tmp_path, flags, fragment):
     assert_one_line_error(zoo("train", "upscale", "--out", tmp_path / "run", *flags), fragment)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("tf_config, fragment", [
-    (None, "TF_CONFIG: not set"),
-    ("{not json", "TF_CONFIG: malformed"),
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG: malformed (KeyError"),
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
-     "TF_CONFIG: task worker 3 is not in the cluster"),
-])
+@pytest.mark.parametrize(
+    "tf_config, fragment",
+    [
+        (None, "TF_CONFIG: not set"),
+        ("{not json", "TF_CONFIG: malformed"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG: malformed (KeyError"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+            "TF_CONFIG: task worker 3 is not in the cluster",
+        ),
+    ],
+)
 def test_multi_worker_without_a_good_tf_config_is_a_one_line_error(zoo, tmp_path, monkeypatch, tf_config, fragment):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     if tf_config is not None:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    assert_one_line_error(zoo("train", "upscale", "--out", tmp_path / "run", "--distribute", "multi-worker"),
-                          fragment)
+    assert_one_line_error(zoo("train", "upscale", "--out", tmp_path / "run", "--distribute", "multi-worker"), fragment)
 
 
 def test_rl_says_its_own_loop_does_not_distribute(zoo):
-    assert_one_line_error(zoo("train", "rl", "--distribute", "mirrored"),
-                          "rl: trains in its own loop", "--distribute does not apply")
+    assert_one_line_error(
+        zoo("train", "rl", "--distribute", "mirrored"), "rl: trains in its own loop", "--distribute does not apply"
+    )
 
 
 @pytest.fixture
 def two_replicas(monkeypatch):
     """Pretend, in this process, to be one of two workers (no strategy: start_run needs none)."""
+
     def be(index: int):
         monkeypatch.setattr(distribute, "_current", distribute.Distribution("multi-worker", 2, 2, index))
+
     return be
 
 

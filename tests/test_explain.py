@@ -6,8 +6,9 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from conftest import assert_one_line_error
 from zoo.vision import classify, explain, upscale
+
+from conftest import assert_one_line_error
 
 
 def _quadrant_classifier():
@@ -76,6 +77,7 @@ def test_grad_cam_is_refused_without_class_scores():
 
 
 def test_feature_visualisation_excites_its_channel():
+    keras.utils.set_random_seed(0)  # the untrained model's weights: one fixed draw, not whatever the worker had
     model = classify.build_model(classify.Config(widths=(8, 16), blocks=(1, 1)))
     explainable = _explainable(model, classify.class_names(model))
     layer = "stage1_block0_out"
@@ -100,8 +102,10 @@ def test_decorrelated_image_is_smooth_and_in_range():
     pixels = keras.ops.convert_to_numpy(image(spectrum))
     assert pixels.min() >= 0 and pixels.max() <= 255
     white_noise = 255 / (1 + np.exp(-spectrum))
+
     def roughness(x):
         return np.abs(np.diff(x, axis=1)).mean()
+
     assert roughness(pixels) < roughness(white_noise) / 2  # 1/f scaling favours low frequencies
 
 
@@ -116,27 +120,103 @@ def test_grid_layout():
 def test_explain_cli_writes_both_maps(zoo, tiny_weights, garment, tmp_path):
     for method in explain.METHODS:
         out = tmp_path / f"{method}.png"
-        result = zoo("explain", "classify", garment, "-o", out, "--method", method, "--target", "Trouser",
-                     "--weights", tiny_weights)
+        result = zoo(
+            "explain",
+            "classify",
+            garment,
+            "-o",
+            out,
+            "--method",
+            method,
+            "--target",
+            "Trouser",
+            "--weights",
+            tiny_weights,
+        )
         assert result.code == 0, result.err
         assert "Trouser" in result.out and Image.open(out).size == (224, 224)
 
 
+def test_predictor_explain_is_what_the_cli_writes(zoo, tiny_weights, garment, tmp_path):
+    import zoo as package
+
+    classifier = package.load("classify", weights=tiny_weights)
+    for method in explain.METHODS:
+        result = classifier.explain(garment, method=method, target="Trouser")
+        assert isinstance(result, explain.Explained) and result.to_dict(text=False) == {
+            "input": str(garment),
+            "method": method,
+            "label": "Trouser",
+            "output": None,
+        }
+        out = tmp_path / f"cli-{method}.png"
+        assert (
+            zoo(
+                "explain",
+                "classify",
+                garment,
+                "-o",
+                out,
+                "--method",
+                method,
+                "--target",
+                "Trouser",
+                "--weights",
+                tiny_weights,
+            ).code
+            == 0
+        )
+        assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(result.image))
+        result.save(tmp_path / f"{method}.png")
+        assert result.output == str(tmp_path / f"{method}.png") and result.text.endswith(result.output)
+    with pytest.raises(explain.BadInput, match="--method occlusion"):
+        classifier.explain(garment, method="occlusion")
+    with pytest.raises(explain.BadInput, match="--target Hat"):
+        classifier.explain(garment, target="Hat")
+
+
 def test_visualize_cli_one_channel_and_a_grid(zoo, tiny_weights, tmp_path):
-    one = zoo("visualize", "classify", "--layer", "stage1_block0_out", "--channel", "3", "--steps", "5",
-              "-o", tmp_path / "one.png", "--weights", tiny_weights)
+    one = zoo(
+        "visualize",
+        "classify",
+        "--layer",
+        "stage1_block0_out",
+        "--channel",
+        "3",
+        "--steps",
+        "5",
+        "-o",
+        tmp_path / "one.png",
+        "--weights",
+        tiny_weights,
+    )
     assert one.code == 0, one.err
-    grid = zoo("visualize", "classify", "--layer", "stem_relu", "--channels", "4", "--steps", "5",
-               "-o", tmp_path / "grid.png", "--weights", tiny_weights)
+    grid = zoo(
+        "visualize",
+        "classify",
+        "--layer",
+        "stem_relu",
+        "--channels",
+        "4",
+        "--steps",
+        "5",
+        "-o",
+        tmp_path / "grid.png",
+        "--weights",
+        tiny_weights,
+    )
     assert grid.code == 0, grid.err
     assert Image.open(tmp_path / "grid.png").size[0] > Image.open(tmp_path / "one.png").size[0] // 2
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--layer", "logits", "--channel", "0"], ["--layer logits", "not a convolutional layer"]),
-    (["--layer", "stem_relu", "--channel", "99"], ["--channel 99", "channels 0..7"]),
-    (["--layer", "stem_relu", "--channel", "1", "--channels", "2"], ["pass one of them"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--layer", "logits", "--channel", "0"], ["--layer logits", "not a convolutional layer"]),
+        (["--layer", "stem_relu", "--channel", "99"], ["--channel 99", "channels 0..7"]),
+        (["--layer", "stem_relu", "--channel", "1", "--channels", "2"], ["pass one of them"]),
+    ],
+)
 def test_visualize_bad_arguments(zoo, tiny_weights, tmp_path, args, fragments):
     result = zoo("visualize", "classify", *args, "-o", tmp_path / "f.png", "--weights", tiny_weights)
     assert_one_line_error(result, *fragments)
@@ -145,10 +225,15 @@ def test_visualize_bad_arguments(zoo, tiny_weights, tmp_path, args, fragments):
 
 def test_explain_bad_arguments(zoo, tiny_weights, garment, tmp_path):
     out = tmp_path / "m.png"
-    assert_one_line_error(zoo("explain", "classify", garment, "-o", out, "--target", "Hat", "--weights", tiny_weights),
-                          "--target Hat", "not a class")
-    assert_one_line_error(zoo("explain", "classify", garment, "-o", out, "--layer", "stage0_pool",
-                              "--weights", tiny_weights), "--layer stage0_pool")
+    assert_one_line_error(
+        zoo("explain", "classify", garment, "-o", out, "--target", "Hat", "--weights", tiny_weights),
+        "--target Hat",
+        "not a class",
+    )
+    assert_one_line_error(
+        zoo("explain", "classify", garment, "-o", out, "--layer", "stage0_pool", "--weights", tiny_weights),
+        "--layer stage0_pool",
+    )
     assert_one_line_error(zoo("explain", "classify", tmp_path / "missing.png", "-o", out), "missing.png")
     assert_one_line_error(zoo("explain", "upscale", garment, "-o", out), "upscale", "explainable")
     assert not out.exists()

@@ -18,14 +18,17 @@ import sys
 import time
 import urllib.request
 import wave
+from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
+from markupsafe import escape
 from test_files import unwritable_folder
 
-from zoo import registry
+from zoo import api, registry
 from zoo.gallery import build
+
+from conftest import assert_one_line_error
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install 'keras-zoo[dev]'")
@@ -42,8 +45,11 @@ def free_port() -> int:
 def http_server(folder: Path):
     """`python -m http.server` on 127.0.0.1 serving `folder`; yields its base URL."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}/"
     try:
         for _ in range(100):
@@ -111,20 +117,25 @@ def check_pages(browser, folder: Path, shots: Path) -> list[str]:
         page = context.new_page()
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: None if _media_cut_short(r) else problems.append(
-            f"failed request: {r.url} ({r.failure})"))
+        page.on(
+            "requestfailed",
+            lambda r: None if _media_cut_short(r) else problems.append(f"failed request: {r.url} ({r.failure})"),
+        )
         page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
         for html in sorted(folder.glob("*.html")):
             response = page.goto(base + html.name, wait_until="load")
             if response is None or not response.ok:
                 problems.append(f"{html.name}: did not load")
-            problems += [f"{html.name}: image {src} did not load" for src, width in page.evaluate(IMAGES_JS)
-                         if width == 0]
+            problems += [
+                f"{html.name}: image {src} did not load" for src, width in page.evaluate(IMAGES_JS) if width == 0
+            ]
             for src, ready, duration in page.evaluate(AUDIO_JS):
                 with wave.open(str(folder / src)) as sound:
                     seconds = sound.getnframes() / sound.getframerate()
                 if ready < 1 or abs(duration - seconds) > 0.1:
-                    problems.append(f"{html.name}: audio {src} readyState {ready}, {duration} s (file: {seconds:.2f} s)")
+                    problems.append(
+                        f"{html.name}: audio {src} readyState {ready}, {duration} s (file: {seconds:.2f} s)"
+                    )
             page.screenshot(path=shots / f"{html.stem}.png")
         context.close()
     return problems
@@ -139,8 +150,7 @@ def test_every_page_loads_in_a_browser_with_every_image_and_sound(site, browser,
     assert check_pages(browser, out, tmp_path) == []
     apps = [s.name for s in registry.all_specs()]
     assert built["apps"] == apps
-    assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(
-        ["index"] + apps + [f"{a}-source" for a in apps])
+    assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(["index"] + apps + [f"{a}-source" for a in apps])
 
 
 def test_index_has_one_card_per_app_with_its_headline_metric_beside_the_baseline(site):
@@ -151,19 +161,132 @@ def test_index_has_one_card_per_app_with_its_headline_metric_beside_the_baseline
     assert f"psnr_y {upscale.metrics['psnr_y']}</b> vs {upscale.baseline['metrics']['psnr_y']}" in index
 
 
-def test_app_pages_show_the_demo_outputs_and_the_card(site):
+def test_app_pages_show_every_example_of_the_card_and_the_card(site):
+    """Each example's command, then each result drawn by its shown fields' kinds, for any app."""
     out, _ = site
+    for spec in registry.all_specs():
+        page = (out / f"{spec.name}.html").read_text()
+        for entry in spec.weights:
+            assert str(escape(entry.command)) in page, spec.name  # as Jinja escapes it
+        commands = re.findall(r'<pre class="commands">(.*?)</pre>', page)
+        assert len(commands) == (len(spec.examples) if spec.weights else 0), spec.name  # no weights: no showcase
+        for shown, example in zip(commands, spec.examples):
+            assert unescape(shown).startswith(f"zoo demo {spec.name} "), shown
+            for name, value in example.get("options", {}).items():
+                assert "--" + name.replace("_", "-") in shown or value is False, (shown, name)
     upscale = (out / "upscale.html").read_text()
-    for label in ("input (pixels enlarged)", "bicubic", "model", "original"):
-        assert f"<figcaption>{label}</figcaption>" in upscale
-    assert "KERAS_BACKEND=jax zoo train upscale --preset full --scale 2" in upscale
-    music = (out / "music.html").read_text()
-    assert re.search(r'<audio controls preload="metadata" src="assets/music/song.wav">', music)
-    captioning = (out / "captioning.html").read_text()
-    assert captioning.count('alt="attention for') >= 3  # one map per word of each caption
-    assert "return <b>" in (out / "rl.html").read_text()
-    classify = (out / "classify.html").read_text()
-    assert classify.count('alt="Grad-CAM"') == classify.count('alt="integrated gradients"') == 4
+    assert '<img src="assets/upscale/ex0_0_image.png" alt="image">' in upscale
+    assert "chelsea_low2.png -&gt; image (225x150 -&gt; 450x300)" in upscale  # the result's own line
+
+
+def test_every_show_kind_is_drawn(tmp_path):
+    """One result of each kind through the gallery's writer and template: files that open, data in the page."""
+    import numpy as np
+    from PIL import Image
+
+    from zoo import api
+    from zoo.gallery import outputs
+
+    pixels = np.zeros((20, 30, 3), np.uint8)
+    values = {
+        "image": pixels,
+        "images": [(pixels, "a"), (pixels, "b")],
+        "labels": {"cat": 0.25, "dog": 0.75},
+        "audio": (8000, np.zeros(4000, np.float32)),
+        "text": "hello",
+        "table": [{"a": 1, "b": [2, 3]}],
+        "animation": (10, [pixels, pixels + 255]),
+    }
+    assert set(values) == set(api.SHOW_KINDS)
+    fields = [outputs.field_record(kind, kind, value, tmp_path, kind) for kind, value in values.items()]
+    assert Image.open(tmp_path / "image.png").size == (30, 20)
+    assert Image.open(tmp_path / "animation.gif").n_frames == 2
+    with wave.open(str(tmp_path / "audio.wav")) as sound:
+        assert sound.getnframes() / sound.getframerate() == 0.5
+    record = {"examples": [{"command": "zoo demo x", "results": [{"input": None, "text": "t", "fields": fields}]}]}
+    assert outputs.picture(record) == "image.png"
+    page = (
+        build._environment()
+        .get_template("showcase.html")
+        .render(page=build.AppPage(registry.get("upscale"), None, "assets/x", record, None))
+    )
+    for drawn in (
+        'src="assets/x/image.png"',
+        'src="assets/x/images_1.png"',
+        "dog 75.0%",
+        'src="assets/x/audio.wav"',
+        "hello",
+        "<th>b</th>",
+        "<td>2, 3</td>",
+        'src="assets/x/animation.gif"',
+    ):
+        assert drawn in page, drawn
+
+
+def test_examples_sharing_a_model_are_each_called_with_their_own_options(tmp_path, monkeypatch):
+    """One predictor per choice of load-time options; each call gets exactly its example's options."""
+    from dataclasses import dataclass
+
+    from zoo.gallery import outputs
+
+    @dataclass
+    class Said(api.Result):
+        said: str = api.shown("text")
+
+    calls, loads = [], []
+
+    class Fake:
+        takes_inputs = False
+
+        def __call__(self, **options):
+            calls.append(options)
+            return Said(str(options))
+
+    monkeypatch.setattr(api, "load", lambda app, **options: loads.append(options) or Fake())
+    spec = registry.get("recommend")
+    record = outputs.make(spec, [([], {"user": "1", "top": 5}), ([], {"likes": "Fargo"})], tmp_path)
+    assert len(loads) == 1
+    assert [(c["user"], c["likes"], c["top"]) for c in calls] == [("1", None, 5), (None, "Fargo", 10)]
+    assert [e["command"] for e in record["examples"]] == [
+        "zoo demo recommend --user 1 --top 5",
+        "zoo demo recommend --likes Fargo",
+    ]
+
+
+def test_the_site_has_its_icon(site):
+    out, _ = site
+    assert '<link rel="icon" href="favicon.ico">' in (out / "index.html").read_text()
+    from PIL import Image
+
+    assert Image.open(out / "favicon.ico").format == "ICO"
+
+
+def test_the_cache_key_covers_the_app_modules_own_code(tmp_path, monkeypatch):
+    from zoo.gallery import outputs
+
+    spec = registry.get("upscale")
+    files = outputs.source_files(spec.module)
+    package = Path(outputs.__file__).parents[1]
+    assert {package / "vision" / "upscale.py", package / "data" / "images.py", package / "api.py"} <= set(files)
+    assert not any("tensorflow" in str(f) or "keras" in f.name for f in files)  # the zoo's own files only
+    (tmp_path / "inputs").mkdir()
+    copy = tmp_path / "upscale.py"
+    copy.write_text(files[-1].read_text())
+    monkeypatch.setattr(outputs, "source_files", lambda module: [copy])
+    before = outputs.cache_key(spec, tmp_path / "inputs")
+    copy.write_text(copy.read_text() + "\n# the drawing changed\n")
+    assert outputs.cache_key(spec, tmp_path / "inputs") != before
+
+
+def test_a_fresh_cache_picks_the_default_weights_without_building_them(tmp_path, monkeypatch):
+    """Weights an app builds on first use do not exist yet; the page still names the entry the demo will use."""
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    for spec in registry.all_specs():
+        entry = build.default_entry(spec)
+        if entry is not None and entry.built_by:
+            assert not entry.path.exists()
+        if entry is not None:
+            assert entry in spec.weights
 
 
 def test_source_page_reads_like_an_example_with_contents_and_highlighting(site):
@@ -173,7 +296,8 @@ def test_source_page_reads_like_an_example_with_contents_and_highlighting(site):
     anchors = re.findall(r'<a href="#([^"]+)">', page)
     assert len(anchors) >= 5 and all(f'id="{a}"' in page for a in anchors)
     assert "build_model" in page.split('<nav class="toc">')[1].split("</nav>")[0]
-    assert re.search(r'<span class="k">def</span>(<span class="w">)? (</span>)?<span class="nf">build_model</span>', page)
+    defined = r'<span class="k">def</span>(<span class="w">)? (</span>)?<span class="nf">build_model</span>'
+    assert re.search(defined, page)
     assert '"""Super-resolution' not in page  # the docstring is the prose, not repeated as code
 
 
@@ -191,21 +315,21 @@ def test_the_checker_catches_a_missing_image(site, browser, tmp_path):
     out, _ = site
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
-    (broken / "assets" / "upscale" / "model.png").unlink()
+    (broken / "assets" / "upscale" / "ex0_0_image.png").unlink()
     problems = check_pages(browser, broken, tmp_path)
-    assert any("image assets/upscale/model.png did not load" in p for p in problems), problems
+    assert any("image assets/upscale/ex0_0_image.png did not load" in p for p in problems), problems
     assert any(p.startswith("HTTP 404") for p in problems), problems
 
 
 def test_a_rebuild_uses_the_cache_and_replaces_the_previous_gallery(site, monkeypatch, tmp_path):
     out, built = site
     (out / "stale.html").write_text("from the last build")
-    monkeypatch.setattr(registry, "call", lambda *a, **k: pytest.fail("a cached demo ran again"))
+    monkeypatch.setattr(api, "load", lambda *a, **k: pytest.fail("a cached demo ran again"))
     # The run the default classify weights came from (the card's `--out`), as if kept.
     spec = registry.get("classify")
     run = tmp_path / re.search(r"--out (\S+)", spec.entry(spec.default_weights).command).group(1)
     run.mkdir(parents=True)
-    (out / "assets" / "classify" / "test00001.png").rename(run / "curves.png")
+    next((out / "assets" / "classify").glob("*.png")).rename(run / "curves.png")
     monkeypatch.setattr(build, "ROOT", tmp_path)
     again = build.build(out)
     assert again["demos_run"] == [] and again["apps"] == built["apps"]
@@ -247,7 +371,7 @@ def test_a_missing_weights_file_is_a_one_line_error_before_any_work(zoo, tmp_pat
             (weights / shipped.name).symlink_to(shipped)
     monkeypatch.setattr(registry, "WEIGHTS_DIR", weights)
     registry.all_specs.cache_clear()
-    monkeypatch.setattr(registry, "call", lambda *a, **k: pytest.fail("a demo ran"))
+    monkeypatch.setattr(api, "load", lambda *a, **k: pytest.fail("a demo ran"))
     try:
         assert_one_line_error(zoo("gallery", "-o", tmp_path / "site"), "upscale_x3.keras", "missing")
     finally:

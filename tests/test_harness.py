@@ -19,8 +19,13 @@ REPO = JOB.parent.parent
 
 def job(run_dir, *flags):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, str(JOB), str(run_dir), *flags], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(JOB), str(run_dir), *flags],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def logged_epochs(run_dir):
@@ -32,8 +37,7 @@ def test_kill_9_mid_epoch_then_resume_finishes_the_planned_epochs(tmp_path):
     run_dir = tmp_path / "run"
     first = job(run_dir)
     deadline = time.time() + 120
-    while time.time() < deadline and not (
-            (run_dir / "log.csv").exists() and len(logged_epochs(run_dir)) >= 2):
+    while time.time() < deadline and not ((run_dir / "log.csv").exists() and len(logged_epochs(run_dir)) >= 2):
         time.sleep(0.1)
     time.sleep(0.4)  # into the third epoch
     first.send_signal(signal.SIGKILL)

@@ -14,7 +14,7 @@ from zoo.errors import BadInput
 def photo(height=40, width=60):
     from skimage import data
 
-    return np.ascontiguousarray(data.astronaut()[100:100 + height, 150:150 + width])
+    return np.ascontiguousarray(data.astronaut()[100 : 100 + height, 150 : 150 + width])
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -29,7 +29,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_every_mode_becomes_rgb_uint8(tmp_path, mode):
     source = Image.fromarray(photo())
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(source.convert("L"), np.uint16) * 257))
+        image = Image.fromarray(np.asarray(source.convert("L"), np.uint16) * 257)
     elif mode in ("I", "F"):
         image = source.convert("L").convert(mode)
     else:
@@ -72,13 +72,16 @@ def bomb_png(tmp_path, width=50_000, height=50_000):
     return tmp_path / "bomb.png"
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing.jpg", "no such file"),
-    (lambda p: p, "is a directory"),
-    (truncated_jpeg, "truncated"),
-    (lambda p: (p / "notes.jpg").write_text("not a photo") and p / "notes.jpg", "not an image"),
-    (bomb_png, "decompression-bomb"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing.jpg", "no such file"),
+        (lambda p: p, "is a directory"),
+        (truncated_jpeg, "truncated"),
+        (lambda p: (p / "notes.jpg").write_text("not a photo") and p / "notes.jpg", "not an image"),
+        (bomb_png, "decompression-bomb"),
+    ],
+)
 def test_bad_files_are_rejected_with_their_name(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(BadInput, match=message) as error:

@@ -18,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
 from zoo.data import music as music_data
+
+from conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def smf(events: list[tuple[int, list[int]]], ticks_per_quarter: int = 480) -> bytes:
     """A one-track Standard MIDI File from (delta ticks, event bytes) pairs."""
+
     def variable_length(n: int) -> bytes:
         out = [n & 0x7F]
         n >>= 7
@@ -35,8 +37,7 @@ def smf(events: list[tuple[int, list[int]]], ticks_per_quarter: int = 480) -> by
         return bytes(reversed(out))
 
     body = b"".join(variable_length(delta) + bytes(event) for delta, event in events) + b"\x00\xff\x2f\x00"
-    return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_quarter)
-            + b"MTrk" + struct.pack(">I", len(body)) + body)
+    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_quarter) + b"MTrk" + struct.pack(">I", len(body)) + body
 
 
 def melody(seed: int, notes: int = 24) -> list[tuple]:
@@ -99,11 +100,14 @@ def test_voice_context_is_what_the_parts_above_sound_when_each_token_is_predicte
     alto = music_data.encode([(60, 0.5), (62, 0.5), (64, 2.0), (65, 1.0)], 4.0)
     context = music_data.voice_context(alto, [soprano])
     voices = music_data.VOICES
-    pitch = lambda midi: music_data.PITCH0 + midi - music_data.LOWEST
+
+    def pitch(midi):
+        return music_data.PITCH0 + midi - music_data.LOWEST
+
     # after METER, 60, 0.5, 62, 0.5, 64, 2.0, 65, 1.0: at times 0, 0, 12, 12, 24, 24, 72, 72, 96 (24ths)
     assert list(context[0, :9]) == [pitch(67)] * 4 + [pitch(69)] * 2 + [music_data.PAD] * 3  # soprano ended at 72
     assert list(context[voices, :9]) == [24, 24, 12, 12, 48, 48, 0, 0, 0]
-    assert not context[1:voices].any() and not context[voices + 1:].any()  # one part above, nearest slot first
+    assert not context[1:voices].any() and not context[voices + 1 :].any()  # one part above, nearest slot first
     assert not music_data.voice_context(soprano, []).any()
     assert not music_data.voice_context(soprano, [()]).any()  # a part above with no notes
 
@@ -112,8 +116,11 @@ def test_lines_hear_the_parts_before_them_in_their_piece_and_transpose_with_them
     from zoo.audio import music
 
     soprano, alto = (music_data.encode(melody(seed), 4.0) for seed in (1, 2))
-    lines = [music_data.Line("a", "Soprano", "g", tuple(soprano)), music_data.Line("a", "Alto", "g", tuple(alto)),
-             music_data.Line("b", "Soprano", "h", tuple(alto))]
+    lines = [
+        music_data.Line("a", "Soprano", "g", tuple(soprano)),
+        music_data.Line("a", "Alto", "g", tuple(alto)),
+        music_data.Line("b", "Soprano", "h", tuple(alto)),
+    ]
     first, second, other_piece = music.features_of(lines)
     assert not first[music.HEARD].any() and not other_piece[music.HEARD].any()
     np.testing.assert_array_equal(second[music.HEARD], music_data.voice_context(alto, [soprano]))
@@ -130,8 +137,9 @@ def test_bar_positions_count_24ths_and_restart_with_each_tune():
 
 
 def test_split_is_by_group_so_a_tune_never_straddles_splits():
-    lines = [music_data.Line(f"piece{i}", part, f"group{i % 30}", (2, 3))
-             for i in range(300) for part in ("Soprano", "Bass")]
+    lines = [
+        music_data.Line(f"piece{i}", part, f"group{i % 30}", (2, 3)) for i in range(300) for part in ("Soprano", "Bass")
+    ]
     splits = music_data.split_lines(lines)
     groups = {name: {line.group for line in split} for name, split in splits.items()}
     assert not groups["train"] & groups["test"] and not groups["train"] & groups["valid"]
@@ -142,8 +150,10 @@ def test_split_is_by_group_so_a_tune_never_straddles_splits():
 
 def test_folk_abc_tunes_become_lines(tmp_path):
     abc = tmp_path / "two.abc"
-    abc.write_text("X:1\nT:one\nM:3/4\nL:1/8\nK:G\nGABc d2|e2 d2 B2|G4 z2|\n\n"
-                   "X:2\nT:two\nM:6/8\nL:1/8\nK:D\nDFA dAF|GBd gdB|A3 A2z|\n")
+    abc.write_text(
+        "X:1\nT:one\nM:3/4\nL:1/8\nK:G\nGABc d2|e2 d2 B2|G4 z2|\n\n"
+        "X:2\nT:two\nM:6/8\nL:1/8\nK:D\nDFA dAF|GBd gdB|A3 A2z|\n"
+    )
     lines = music_data.parse_abc([str(abc)])
     assert [line.piece for line in lines] == ["essenFolksong/two.abc#0", "essenFolksong/two.abc#1"]
     bar_length, events = music_data.decode(lines[1].tokens)
@@ -161,8 +171,10 @@ def test_kneser_ney_is_a_distribution_and_learns():
     model = KneserNey(lines, max_order=4)
     context = lines[0][:5]
     for order in (1, 2, 4):
-        total = sum(math.exp(model.log_likelihoods(context + [token], order, 0.75)[-1])
-                    for token in range(music_data.VOCAB_SIZE))
+        total = sum(
+            math.exp(model.log_likelihoods(context + [token], order, 0.75)[-1])
+            for token in range(music_data.VOCAB_SIZE)
+        )
         assert total == pytest.approx(1.0, abs=1e-9)
     uniform = math.log(music_data.VOCAB_SIZE)
     assert model.nll(lines[:5], 4, 0.75) < model.nll(lines[:5], 1, 0.75) < uniform
@@ -175,8 +187,10 @@ def test_longest_shared_run_finds_transposed_copies_and_not_across_lines():
     from zoo.audio.music import longest_shared_runs
 
     line_a, line_b = melody(1, 20), melody(2, 20)
-    lines = [music_data.Line("a", "p", "a", tuple(music_data.encode(line_a, 4.0))),
-             music_data.Line("b", "p", "b", tuple(music_data.encode(line_b, 4.0)))]
+    lines = [
+        music_data.Line("a", "p", "a", tuple(music_data.encode(line_a, 4.0))),
+        music_data.Line("b", "p", "b", tuple(music_data.encode(line_b, 4.0))),
+    ]
     copied = [(p + 2, d) for p, d in line_a[3:10]]  # 7 events, a whole tone up
     straddling = line_a[-4:] + line_b[:4]  # 4 + 4 events that meet only across the line boundary
     samples = [music_data.encode(e, 4.0)[1:-1] for e in ([(30, 8.0)] + copied + [(100, 8.0)], straddling)]
@@ -208,46 +222,127 @@ def test_generator_is_seeded_follows_the_grammar_and_fills_the_bars(tiny_weights
 
 
 @pytest.mark.parametrize("use_fluidsynth", [True, False], ids=["fluidsynth", "numpy"])
-def test_wav_rendering_fluidsynth_and_numpy_fallback(tmp_path, use_fluidsynth):
+def test_audio_rendering_fluidsynth_and_numpy_fallback(tmp_path, use_fluidsynth):
     if use_fluidsynth and not music_data.fluidsynth_available():
         pytest.skip("fluidsynth or the General MIDI soundfont is not installed")
     events = [(60, 1.0), (None, 1.0), (67, 2.0)]  # 4 beats: 2.5 s at 96 bpm
-    music_data.write_midi(events, 4.0, tmp_path / "a.mid", tempo=96)
-    renderer = music_data.render_wav(events, tmp_path / "a.mid", tmp_path / "a.wav", tempo=96,
-                                     use_fluidsynth=use_fluidsynth)
+    sample_rate, samples, renderer = music_data.render_audio(events, 4.0, tempo=96, use_fluidsynth=use_fluidsynth)
     assert renderer == ("fluidsynth" if use_fluidsynth else "numpy synthesiser")
-    with wave.open(str(tmp_path / "a.wav")) as audio:
-        seconds = audio.getnframes() / audio.getframerate()
-        samples = np.frombuffer(audio.readframes(audio.getnframes()), np.int16)
-    assert 2.4 < seconds < 8.0  # fluidsynth adds the reverb tail
+    assert samples.dtype == np.int16 and 2.4 < len(samples) / sample_rate < 8.0  # fluidsynth adds the reverb tail
     assert np.abs(samples).max() > 1000  # sound, not silence
-    assert list(tmp_path.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    music_data.write_wav(tmp_path / "a.wav", sample_rate, samples)
+    with wave.open(str(tmp_path / "a.wav")) as audio:
+        assert audio.getframerate() == sample_rate and audio.getnframes() == len(samples)
+    assert np.array_equal(music_data.read_wav(tmp_path / "a.wav")[1], samples)
+    assert list(tmp_path.iterdir()) == [tmp_path / "a.wav"]  # the renderer's own files are gone
 
 
 # -------------------------------------------------------------------- demo
 
 
 def test_demo_writes_midi_wav_and_piano_roll_and_same_seed_same_song(zoo, tiny_weights, tmp_path, midi_folder):
-    first = zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 5, "--top-k", 10,
-                "-o", tmp_path / "a.mid", "--json")
+    first = zoo(
+        "demo",
+        "music",
+        "--weights",
+        tiny_weights,
+        "--bars",
+        4,
+        "--seed",
+        5,
+        "--top-k",
+        10,
+        "-o",
+        tmp_path / "a.mid",
+        "--json",
+    )
     assert first.code == 0, first.err
     result = json.loads(first.out)[0]
-    for key in ("output", "wav", "piano_roll"):
+    for key in ("output", "wav", "png"):
         assert Path(result[key]).stat().st_size > 100
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
-    assert zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 5, "--top-k", 10,
-               "-o", tmp_path / "b.mid").code == 0
+    assert (
+        zoo(
+            "demo",
+            "music",
+            "--weights",
+            tiny_weights,
+            "--bars",
+            4,
+            "--seed",
+            5,
+            "--top-k",
+            10,
+            "-o",
+            tmp_path / "b.mid",
+        ).code
+        == 0
+    )
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
-    assert zoo("demo", "music", "--weights", tiny_weights, "--bars", 4, "--seed", 6, "--top-k", 10,
-               "-o", tmp_path / "c.mid").code == 0
+    assert (
+        zoo(
+            "demo",
+            "music",
+            "--weights",
+            tiny_weights,
+            "--bars",
+            4,
+            "--seed",
+            6,
+            "--top-k",
+            10,
+            "-o",
+            tmp_path / "c.mid",
+        ).code
+        == 0
+    )
     assert (tmp_path / "c.mid").read_bytes() != (tmp_path / "a.mid").read_bytes()
-    primed = zoo("demo", "music", "--weights", tiny_weights, "--primer", midi_folder / "tune0.mid", "--bars", 2,
-                 "-o", tmp_path / "primed.mid", "--json")
+    primed = zoo(
+        "demo",
+        "music",
+        "--weights",
+        tiny_weights,
+        "--primer",
+        midi_folder / "tune0.mid",
+        "--bars",
+        2,
+        "-o",
+        tmp_path / "primed.mid",
+        "--json",
+    )
     assert primed.code == 0, primed.err
     bar_length, events = music_data.read_midi(tmp_path / "primed.mid")
-    assert events[0][: 5] == melody(0)[:5]  # the song starts with the primer
+    assert events[0][:5] == melody(0)[:5]  # the song starts with the primer
     again = zoo("demo", "music", "--weights", tiny_weights, "-o", tmp_path / "a.mid")
     assert_one_line_error(again, "a.mid", "already exists")
+
+
+def test_python_face_gives_the_song_its_sound_and_piano_roll(tiny_weights, tmp_path):
+    from PIL import Image
+
+    from zoo import api
+    from zoo.errors import BadInput
+
+    composer = api.load("music", weights=tiny_weights, bars=2)
+    song = composer(seed=3)
+    sample_rate, samples = song.audio
+    assert len(samples) / sample_rate >= song.seconds and np.abs(samples).max() > 0
+    assert isinstance(song.piano_roll, Image.Image) and song.piano_roll.width > 100
+    bar_length, events = music_data.decode(song.tokens)
+    assert len(events) == song.events and sum(d for _, d in events) >= 2 * bar_length
+    assert composer(seed=3).tokens == song.tokens and composer(seed=4, bars=3).bars == 3
+    assert song.to_dict()["output"] is None and "tokens" not in song.to_dict()
+    with pytest.raises(BadInput, match="takes no input"):
+        composer("tune.mid")
+    (tmp_path / "taken.png").write_bytes(b"keep me")
+    with pytest.raises(BadInput, match="taken.png: already exists"):
+        song.save(tmp_path / "taken.mid")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"]  # nothing written: all or nothing
+    song.save(tmp_path / "song.mid")
+    assert (song.output, song.wav, song.png) == tuple(str(tmp_path / f"song.{x}") for x in ("mid", "wav", "png"))
+    assert music_data.read_wav(tmp_path / "song.wav")[1].shape == samples.shape
+    written = music_data.read_midi(tmp_path / "song.mid")[1][0]  # MIDI rounds triplets: compare the notes played
+    assert {p for p, _ in written} - {None} == {p for p, _ in events} - {None}
 
 
 def test_demo_corpus_picks_that_corpus_shipped_model(zoo, tmp_path):
@@ -273,17 +368,21 @@ def bad_midis(tmp_path_factory) -> dict[str, Path]:
     return {name: folder / f"{name}.mid" for name in [*files, "long"]}
 
 
-@pytest.mark.parametrize("primer, options, output, fragments", [
-    ("corrupt", [], "song.mid", ["corrupt.mid", "not a readable MIDI file"]),
-    ("empty", [], "song.mid", ["empty.mid", "no notes"]),
-    ("drums", [], "song.mid", ["drums.mid", "drums only"]),
-    ("long", [], "song.mid", ["long.mid", "longer than the model's context of 64 tokens"]),
-    (None, ["--temperature", "-0.5"], "song.mid", ["--temperature -0.5", "positive"]),
-    (None, ["--top-k", "-1"], "song.mid", ["--top-k -1"]),
-    (None, [], "song.wav", ["song.wav", ".mid"]),
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(zoo, tiny_weights, bad_midis, tmp_path, primer, options,
-                                                         output, fragments):
+@pytest.mark.parametrize(
+    "primer, options, output, fragments",
+    [
+        ("corrupt", [], "song.mid", ["corrupt.mid", "not a readable MIDI file"]),
+        ("empty", [], "song.mid", ["empty.mid", "no notes"]),
+        ("drums", [], "song.mid", ["drums.mid", "drums only"]),
+        ("long", [], "song.mid", ["long.mid", "longer than the model's context of 64 tokens"]),
+        (None, ["--temperature", "-0.5"], "song.mid", ["--temperature -0.5", "positive"]),
+        (None, ["--top-k", "-1"], "song.mid", ["--top-k -1"]),
+        (None, [], "song.wav", ["song.wav", ".mid"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    zoo, tiny_weights, bad_midis, tmp_path, primer, options, output, fragments
+):
     primer_option = ["--primer", bad_midis[primer]] if primer else []
     result = zoo("demo", "music", "--weights", tiny_weights, *primer_option, *options, "-o", tmp_path / output)
     assert_one_line_error(result, *fragments)
@@ -317,11 +416,13 @@ def test_per_token_scores_follow_the_lines_in_order_whatever_the_batching(tiny_w
     from zoo.audio import music
 
     model = harness.load_model(tiny_weights)
-    lines = [music_data.Line(f"t{i}", 0, f"g{i}", tuple(music_data.encode(melody(i, notes=20 + 30 * i), 4.0)))
-             for i in range(3)]
+    lines = [
+        music_data.Line(f"t{i}", 0, f"g{i}", tuple(music_data.encode(melody(i, notes=20 + 30 * i), 4.0)))
+        for i in range(3)
+    ]
     together = music.model_log_likelihoods(model, lines, batch_size=2)
     one_by_one = np.concatenate([music.model_log_likelihoods(model, [line]) for line in lines])
-    assert len(together) == sum(len(line.tokens) - 1 for line in lines) and max(len(l.tokens) for l in lines) > 64
+    assert len(together) == sum(len(line.tokens) - 1 for line in lines) and max(len(line.tokens) for line in lines) > 64
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
     by_kind = music.nll_by_kind(together, lines)
     targets = np.concatenate([line.tokens[1:] for line in lines])
@@ -340,11 +441,14 @@ def test_init_copies_every_layer_of_the_same_name(tiny_weights):
         np.testing.assert_array_equal(mine, theirs)
 
 
-@pytest.mark.parametrize("init, fragments", [
-    ("nosuch.keras", ["nosuch.keras"]),
-    ("tiny", ["layer embedding", "use the preset"]),  # widths 8 and 16 against the quick preset's 64 and 128
-    ("upscale", ["an upscale model, not a music one"]),
-])
+@pytest.mark.parametrize(
+    "init, fragments",
+    [
+        ("nosuch.keras", ["nosuch.keras"]),
+        ("tiny", ["layer embedding", "use the preset"]),  # widths 8 and 16 against the quick preset's 64 and 128
+        ("upscale", ["an upscale model, not a music one"]),
+    ],
+)
 def test_bad_init_is_one_line_exit_2_before_a_run_starts(zoo, tiny_weights, midi_folder, tmp_path, init, fragments):
     source = {"tiny": tiny_weights, "upscale": ROOT / "zoo/weights/upscale_x2.keras"}.get(init, init)
     result = zoo("train", "music", "--data", midi_folder, "--init", source, "--out", tmp_path / "run")
@@ -353,28 +457,35 @@ def test_bad_init_is_one_line_exit_2_before_a_run_starts(zoo, tiny_weights, midi
 
 
 def test_evaluate_rejects_a_folder_without_midi(zoo, tiny_weights, tmp_path):
-    assert_one_line_error(zoo("evaluate", "music", "--weights", tiny_weights, "--data", tmp_path),
-                          str(tmp_path), "no MIDI file")
+    assert_one_line_error(
+        zoo("evaluate", "music", "--weights", tiny_weights, "--data", tmp_path), str(tmp_path), "no MIDI file"
+    )
 
 
 @pytest.mark.jax
 def test_weights_saved_under_tensorflow_load_and_agree_under_jax(tiny_weights):
     import keras
 
-    from zoo.harness import load_model
-
     from zoo.audio import music
+    from zoo.harness import load_model
 
     alto, soprano = music_data.encode(melody(4, 40), 4.0), music_data.encode(melody(5, 40), 4.0)
     inputs, _, _ = music.pad_rows(music.rows_of(music.line_features(alto, [soprano]), 64)[:1], 64)
     expected = keras.ops.convert_to_numpy(load_model(tiny_weights)(inputs))
-    script = ("import sys, numpy as np, keras; from zoo.harness import load_model; "
-              "m = load_model(sys.argv[1]); t = dict(np.load(sys.argv[2])); "
-              "np.save(sys.argv[3], keras.ops.convert_to_numpy(m(t)))")
+    script = (
+        "import sys, numpy as np, keras; from zoo.harness import load_model; "
+        "m = load_model(sys.argv[1]); t = dict(np.load(sys.argv[2])); "
+        "np.save(sys.argv[3], keras.ops.convert_to_numpy(m(t)))"
+    )
     np.savez(tiny_weights.with_name("inputs.npz"), **inputs)
     out = tiny_weights.with_name("jax_logits.npy")
-    subprocess.run([sys.executable, "-c", script, str(tiny_weights), str(tiny_weights.with_name("inputs.npz")),
-                    str(out)], check=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tiny_weights), str(tiny_weights.with_name("inputs.npz")), str(out)],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        timeout=120,
+    )
     np.testing.assert_allclose(np.load(out), expected, atol=1e-4)
 
 
@@ -386,7 +497,7 @@ def test_weights_saved_under_tensorflow_load_and_agree_under_jax(tiny_weights):
 def test_split_by_tune_and_shipped_model_beats_the_ngram_by_25_percent(zoo, corpus):
     lines = music_data.corpus_lines(corpus)
     splits = music_data.split_lines(lines)
-    assert not {l.group for l in splits["train"]} & {l.group for l in splits["test"] + splits["valid"]}
+    assert not {line.group for line in splits["train"]} & {line.group for line in splits["test"] + splits["valid"]}
     result = zoo("evaluate", "music", "--corpus", corpus, "--json")
     assert result.code == 0, result.err
     metrics = json.loads(result.out)

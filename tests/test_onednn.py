@@ -26,8 +26,14 @@ REPO = Path(__file__).resolve().parent.parent
 def run_isolated(script: str) -> str:
     """Run `script` in a fresh Python with two threads (the crash needs two or more); its stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "2"}
-    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, f"exit {done.returncode} (a negative code is a signal):\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -85,8 +91,9 @@ def test_subsampled_projection_is_the_strided_1x1_convolution():
     strided.build(x.shape), plain.build((2, 4, 5, 8))
     plain.kernel.assign(strided.kernel)
     subsampled = layers.MaxPooling2D(pool_size=1, strides=2)(x)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(subsampled)),
-                               keras.ops.convert_to_numpy(strided(x)), atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(plain(subsampled)), keras.ops.convert_to_numpy(strided(x)), atol=1e-5
+    )
 
 
 def _thin_strided_model() -> keras.Model:

@@ -14,14 +14,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
-from zoo import harness
+from zoo import api, harness
 from zoo.data import ratings as rd
-from zoo.errors import BadInput
+from zoo.errors import BadInput, ZooWarning
 from zoo.recsys import evaluation as ev
 from zoo.recsys import recommend as rec
 
-DEMO = dict(user=None, top=5, similar_to=None, likes=None, format="auto")
+from conftest import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,16 @@ def trained(planted, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     out = {}
     for model, epochs in (("ranking", None), ("mf", 8)):
-        out[model] = rec.train(preset="quick", epochs=epochs, data=planted, out=runs / model, resume=False, seed=0,
-                               model=model, format="auto")
+        out[model] = rec.train(
+            preset="quick",
+            epochs=epochs,
+            data=planted,
+            out=runs / model,
+            resume=False,
+            seed=0,
+            model=model,
+            format="auto",
+        )
         out[model + "_file"] = runs / model / "model.keras"
     return out
 
@@ -47,13 +54,14 @@ def trained(planted, tmp_path_factory):
 
 def test_each_mf_score_depends_only_on_its_own_example():
     """keras-io's `ops.tensordot(u, m, 2)` sums over the batch; a row-wise product must not."""
-    model = rec.build_mf([str(u) for u in range(5)], [str(i) for i in range(7)],
-                         rec.Config(model="mf", factors=4), mean=3.0)
+    model = rec.build_mf(
+        [str(u) for u in range(5)], [str(i) for i in range(7)], rec.Config(model="mf", factors=4), mean=3.0
+    )
     for layer in model.get_layer("mf")._layers:  # random biases too, so every term is exercised
         layer.embeddings.assign(np.random.default_rng(0).normal(size=layer.embeddings.shape).astype("float32"))
     users, items = np.array([0, 1, 2, 3], np.int32), np.array([6, 5, 4, 3], np.int32)
     batch = keras.ops.convert_to_numpy(model([users, items]))
-    alone = [float(keras.ops.convert_to_numpy(model([users[k:k + 1], items[k:k + 1]]))[0]) for k in range(4)]
+    alone = [float(keras.ops.convert_to_numpy(model([users[k : k + 1], items[k : k + 1]]))[0]) for k in range(4)]
     np.testing.assert_allclose(batch, alone, rtol=1e-5)
     changed = keras.ops.convert_to_numpy(model([np.array([4, 1, 2, 3], np.int32), items]))
     assert changed[0] != pytest.approx(batch[0]) and np.allclose(changed[1:], batch[1:])
@@ -95,10 +103,17 @@ def test_split_keeps_test_sets_apart_and_leaves_out_each_users_latest(planted):
 
 def test_ranking_metrics_on_a_known_case():
     """One user, target scored first among negatives: HR 1, NDCG 1; scored last: HR 0."""
-    ratings = rd.Ratings(["u", "v"], [str(i) for i in range(120)], np.array([0, 0, 1], np.int32),
-                         np.array([0, 1, 2], np.int32), np.ones(3, np.float32), np.array([1, 2, 3]))
-    parts = ev.Split(train=np.array([True, False, True]), rating_test=np.zeros(3, bool),
-                     loo_test=np.array([False, True, False]))
+    ratings = rd.Ratings(
+        ["u", "v"],
+        [str(i) for i in range(120)],
+        np.array([0, 0, 1], np.int32),
+        np.array([0, 1, 2], np.int32),
+        np.ones(3, np.float32),
+        np.array([1, 2, 3]),
+    )
+    parts = ev.Split(
+        train=np.array([True, False, True]), rating_test=np.zeros(3, bool), loo_test=np.array([False, True, False])
+    )
     best = ev.leave_one_out(lambda h, u: np.eye(120)[[1]], ratings, parts)
     worst = ev.leave_one_out(lambda h, u: -np.eye(120)[[1]], ratings, parts)
     assert (best["hr@10"], best["ndcg@10"], worst["hr@10"]) == (1.0, 1.0, 0.0)
@@ -127,23 +142,37 @@ def test_top_n_excludes_rated_items_and_faiss_agrees_with_brute_force(trained, m
 # -------------------------------------------------------------------- demo
 
 
-def test_demo_for_a_user_lists_unrated_items_with_because_lines(trained, planted):
-    rows = rec.demo(weights=str(trained["ranking_file"]), data=planted, **{**DEMO, "user": "5"})
+@pytest.fixture(scope="module")
+def recommender(trained, planted):
+    """The demo's predictor (`zoo.load`, which `zoo demo recommend` calls), loaded once on the planted data."""
+    return api.load("recommend", weights=trained["ranking_file"], data=planted)
+
+
+def test_demo_for_a_user_lists_unrated_items_with_because_lines(recommender, planted):
+    result = recommender(user="5", top=5)
     ratings = rd.load_ratings(planted)
     rated = {ratings.items[i] for i in ratings.item[ratings.user == ratings.users.index("5")]}
+    rows = result.items
     assert len(rows) == 5 and all(r["item"] not in rated for r in rows)
-    assert all("because you rated" in r["text"] and r["because"]["item"] in rated for r in rows)
+    assert all(r["because_item"] in rated for r in rows) and result.text.count("because you rated") == 5
     # Planted tastes: user 5 is in cluster 0 (user index 4 % 4); most recommendations should be too.
     assert sum((int(r["item"]) - 1) % 4 == 0 for r in rows) >= 4
-    json.dumps(rows)
+    assert all(not isinstance(v, dict) for r in rows for v in r.values())  # a table: flat rows
+    json.dumps(result.to_dict())
 
 
-def test_fold_in_and_similar_items(trained, planted):
-    likes = rec.demo(weights=str(trained["ranking_file"]), data=planted, **{**DEMO, "likes": "1,5,9,bogus"})
-    assert likes[0]["likes"] == ["1", "5", "9"] and likes[0]["unmatched"] == ["bogus"]
-    assert all((int(r["item"]) - 1) % 4 == 0 for r in likes[1:])  # items 1, 5, 9 are all taste 0
-    similar = rec.demo(weights=str(trained["ranking_file"]), data=planted, **{**DEMO, "similar_to": "2"})
-    assert similar[0]["query"] == "2" and sum((int(r["item"]) - 2) % 4 == 0 for r in similar[1:]) >= 4
+def test_fold_in_and_similar_items(recommender):
+    likes = recommender(likes="1,5,9,bogus", top=5)
+    assert likes.likes == ["1", "5", "9"] and likes.unmatched == ["bogus"]
+    assert all((int(r["item"]) - 1) % 4 == 0 for r in likes.items)  # items 1, 5, 9 are all taste 0
+    similar = recommender(similar_to="2", top=5)
+    assert similar.similar_to == "2" and sum((int(r["item"]) - 2) % 4 == 0 for r in similar.items) >= 4
+    assert "because" not in similar.items[0]  # a similar-items list has no history to explain it
+
+
+def test_data_is_fixed_when_the_predictor_loads(recommender, planted):
+    with pytest.raises(BadInput, match="data chooses the model"):
+        recommender(user="5", data=planted.parent / "other.data")
 
 
 # ------------------------------------------------------------------ loaders
@@ -156,8 +185,9 @@ def test_every_layout_reads_the_same_ratings(tmp_path):
         "ratings.dat": "\n".join("::".join(r) for r in rows),
         "ratings.csv": "userId,movieId,rating,timestamp\n" + "\n".join(",".join(r) for r in rows),
         "x.tsv": "user\titem\trating\n" + "\n".join("\t".join(r[:3]) for r in rows),
-        "ml.inter": ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-                     + "\n".join("\t".join(r) for r in rows)),
+        "ml.inter": (
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "\n".join("\t".join(r) for r in rows)
+        ),
     }
     for name, text in layouts.items():
         (tmp_path / name).write_text(text + "\n")
@@ -170,8 +200,9 @@ def test_every_layout_reads_the_same_ratings(tmp_path):
 
 def test_titles_years_and_genres_from_each_metadata_layout(tmp_path):
     (tmp_path / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1" + "|0" * 13 + "\n")
-    assert rd.load_items(tmp_path / "u.data")["1"] == rd.ItemInfo("Toy Story", 1995, ("Animation", "Children's",
-                                                                                       "Comedy"))
+    assert rd.load_items(tmp_path / "u.data")["1"] == rd.ItemInfo(
+        "Toy Story", 1995, ("Animation", "Children's", "Comedy")
+    )
     (tmp_path / "u.item").unlink()
     (tmp_path / "movies.csv").write_text('movieId,title,genres\n2,"Jumanji, The (1995)",Adventure|Fantasy\n')
     assert rd.load_items(tmp_path / "ratings.csv")["2"] == rd.ItemInfo("Jumanji, The", 1995, ("Adventure", "Fantasy"))
@@ -183,14 +214,17 @@ def test_titles_years_and_genres_from_each_metadata_layout(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("1\t10\t4\t100\n1\t20\n", ":2: malformed row"),
-    ("user,rating\n1,4\n", "no item column"),
-    ("1\t10\tfour\t100\n", "rating 'four' is not a number"),
-    ("", "empty file"),
-    ("userId,movieId,rating\n", "no ratings"),
-    ("1\t10\t4\tyesterday\n", "timestamp 'yesterday'"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("1\t10\t4\t100\n1\t20\n", ":2: malformed row"),
+        ("user,rating\n1,4\n", "no item column"),
+        ("1\t10\tfour\t100\n", "rating 'four' is not a number"),
+        ("", "empty file"),
+        ("userId,movieId,rating\n", "no ratings"),
+        ("1\t10\t4\tyesterday\n", "timestamp 'yesterday'"),
+    ],
+)
 def test_bad_ratings_files_are_one_line_errors(tmp_path, text, fragment):
     path = tmp_path / ("r.csv" if text.startswith("user") else "u.data")
     path.write_text(text)
@@ -206,6 +240,8 @@ def test_duplicate_pairs_are_a_counted_warning_keeping_the_latest(tmp_path):
     assert len(ratings) == 3
     assert ratings.warnings == [f"{path}: 2 duplicate (user, item) rating(s); kept the latest of each"]
     assert ratings.rating[(ratings.user == 0) & (ratings.item == 0)].tolist() == [5.0]
+    with pytest.warns(ZooWarning, match="2 duplicate"):  # the app passes it on the one way (`zoo: warning:`)
+        rec.load_data(path, "auto")
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(zoo, trained, planted, tmp_path):
@@ -216,13 +252,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(zoo, trained, planted, tmp_path):
     assert_one_line_error(zoo(*common, "--likes", "nope,nada"), "--likes", "no item matches")
     assert_one_line_error(zoo(*common), "exactly one of")
     (tmp_path / "bad.csv").write_text("user,item\n1,2\n")
-    assert_one_line_error(zoo("demo", "recommend", "--weights", weights, "--data", tmp_path / "bad.csv", "--user", "1"),
-                          "bad.csv", "no rating column")
-    assert_one_line_error(zoo("evaluate", "recommend", "--weights", weights, "--data", tmp_path / "missing.csv"),
-                          "missing.csv")
+    assert_one_line_error(
+        zoo("demo", "recommend", "--weights", weights, "--data", tmp_path / "bad.csv", "--user", "1"),
+        "bad.csv",
+        "no rating column",
+    )
+    assert_one_line_error(
+        zoo("evaluate", "recommend", "--weights", weights, "--data", tmp_path / "missing.csv"), "missing.csv"
+    )
     ok = zoo(*common, "--user", "3", "--top", "3", "--json")
     assert ok.code == 0, ok.err
-    assert len(json.loads(ok.out)) == 3
+    [record] = json.loads(ok.out)
+    assert record["user"] == "3" and [row["rank"] for row in record["items"]] == [1, 2, 3]
 
 
 # --------------------------------------------------------------------- slow
@@ -237,14 +278,16 @@ def ml100k():
 
 @pytest.mark.slow
 def test_ml100k_targets_of_issue_12(ml100k, tmp_path):
-    ranking = rec.train(preset="full", epochs=None, data=None, out=tmp_path / "r", resume=False, seed=0,
-                        model="ranking", format="auto")
+    ranking = rec.train(
+        preset="full", epochs=None, data=None, out=tmp_path / "r", resume=False, seed=0, model="ranking", format="auto"
+    )
     assert ranking["hr@10"] >= 0.69 and ranking["ndcg@10"] >= 0.41 and ranking["ndcg@10_full"] >= 0.42, ranking
     report = rec.evaluate(weights=str(tmp_path / "r" / "model.keras"), data=None, model=None, format="auto")
     assert report["hr@10"] >= report["baselines"]["ease"]["hr@10"]
     assert report["ndcg@10"] >= report["baselines"]["ease"]["ndcg@10"]
-    mf = rec.train(preset="full", epochs=None, data=None, out=tmp_path / "m", resume=False, seed=0, model="mf",
-                   format="auto")
+    mf = rec.train(
+        preset="full", epochs=None, data=None, out=tmp_path / "m", resume=False, seed=0, model="mf", format="auto"
+    )
     assert mf["rmse"] <= 0.91 and mf["train_seconds"] < 120, mf
 
 
@@ -269,12 +312,14 @@ def test_shipped_files_give_the_same_scores_under_jax(tmp_path):
     import subprocess
     import sys
 
-    script = ("import numpy as np, json; from zoo import harness, registry; from zoo.recsys import recommend as rec\n"
-              "r = harness.load_model(registry.resolve_weights('recommend', 'ranking'), app='recommend')\n"
-              "m = harness.load_model(registry.resolve_weights('recommend', 'mf'), app='recommend')\n"
-              "h = np.zeros((1, len(rec.core(r).items)), np.float32); h[0, [0, 49]] = 1\n"
-              "print(json.dumps([rec.top_n(r, h, 5)[0].tolist(), m.predict([np.array([0, 1]), np.array([0, 1])], "
-              "verbose=0).tolist()]))")
+    script = (
+        "import numpy as np, json; from zoo import harness, registry; from zoo.recsys import recommend as rec\n"
+        "r = harness.load_model(registry.resolve_weights('recommend', 'ranking'), app='recommend')\n"
+        "m = harness.load_model(registry.resolve_weights('recommend', 'mf'), app='recommend')\n"
+        "h = np.zeros((1, len(rec.core(r).items)), np.float32); h[0, [0, 49]] = 1\n"
+        "print(json.dumps([rec.top_n(r, h, 5)[0].tolist(), m.predict([np.array([0, 1]), np.array([0, 1])], "
+        "verbose=0).tolist()]))"
+    )
     outputs = []
     for backend in ("jax", "tensorflow"):
         env = {**__import__("os").environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -311,8 +356,16 @@ def test_fast_numeric_parser_agrees_with_the_row_by_row_one(planted, tmp_path, m
 def test_bad_data_fails_before_a_run_directory_exists(tmp_path):
     (tmp_path / "u.data").write_text("1\t10\t4\t100\n2\t10\t\n")
     with pytest.raises(BadInput, match=":2: rating '' is not a number"):
-        rec.train(preset="quick", epochs=None, data=tmp_path / "u.data", out=tmp_path / "run", resume=False, seed=0,
-                  model="ranking", format="auto")
+        rec.train(
+            preset="quick",
+            epochs=None,
+            data=tmp_path / "u.data",
+            out=tmp_path / "run",
+            resume=False,
+            seed=0,
+            model="ranking",
+            format="auto",
+        )
     assert not (tmp_path / "run").exists()
 
 

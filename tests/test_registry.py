@@ -9,16 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error
 from zoo import api, harness, registry
 from zoo.errors import BadInput, ZooError
 
+from conftest import assert_one_line_error
+
 REPO = Path(__file__).resolve().parent.parent
-APP_KEYS = {"name", "kind", "summary", "module", "datasets", "metrics", "model_names", "presets", "default_weights",
-            "actions", "commands", "training", "examples"}
-SHARED = {"train": {"preset", "epochs", "data", "out", "resume", "seed", *registry.DISTRIBUTION},
-          "evaluate": {"weights", "data", "json", "output", "force"},
-          "demo": {"inputs", "weights", "output", "force", "json"}}
+APP_KEYS = {
+    "name",
+    "kind",
+    "summary",
+    "module",
+    "datasets",
+    "metrics",
+    "model_names",
+    "presets",
+    "default_weights",
+    "actions",
+    "commands",
+    "training",
+    "examples",
+    "extra",
+    "imports",
+}
+SHARED = {
+    "train": {"preset", "epochs", "data", "out", "resume", "seed", *registry.DISTRIBUTION},
+    "evaluate": {"weights", "data", "json", "output", "force"},
+    "demo": {"inputs", "weights", "output", "force", "json"},
+}
 SPECS = registry.all_specs()
 ENTRIES = [(spec, entry) for spec in SPECS for entry in spec.weights]
 
@@ -65,13 +83,17 @@ def test_app_functions_take_exactly_what_the_card_declares(spec):
         method = function is None
         parameters = dict(inspect.signature(function or getattr(module.Predictor, name)).parameters)
         parameters.pop("self", None)
-        expected = ({o.name for o in spec.parameters(action)} - set(registry.DISTRIBUTION)  # the harness's
-                    - ({"weights"} if method else set())  # a predictor's weights are loaded already
-                    | ({"inputs"} if declared.takes_inputs else set()))
+        expected = (
+            {o.name for o in spec.parameters(action)}
+            - set(registry.DISTRIBUTION)  # the harness's
+            - ({"weights"} if method else set())  # a predictor's weights are loaded already
+            | ({"inputs"} if declared.takes_inputs else set())
+        )
         assert set(parameters) == expected, (action, set(parameters) ^ expected)
+        if method:  # Python API: positional inputs and defaults are fine; the CLI passes every typed value
+            continue
         for parameter in parameters.values():
-            if not (method and parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD):
-                assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (action, parameter.name)
+            assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, (action, parameter.name)
             assert parameter.default is inspect.Parameter.empty, (action, parameter.name)
 
 
@@ -99,8 +121,12 @@ def test_weights_file_matches_its_entry_and_loads_in_safe_mode(pair):
 
 def test_nothing_outside_the_registry_locates_shipped_weights():
     sources = [REPO / "cli.py", *(REPO / "zoo").rglob("*.py")]
-    offenders = [p.relative_to(REPO) for p in sources if p.name != "registry.py"
-                 and re.search(r"WEIGHTS_DIR|weights_path|/\s*[\"']weights[\"']|[\"']weights/", p.read_text())]
+    offenders = [
+        p.relative_to(REPO)
+        for p in sources
+        if p.name != "registry.py"
+        and re.search(r"WEIGHTS_DIR|weights_path|/\s*[\"']weights[\"']|[\"']weights/", p.read_text())
+    ]
     assert offenders == []
 
 
@@ -109,9 +135,18 @@ def test_nothing_outside_the_registry_locates_shipped_weights():
 
 def _card(folder: Path, name: str, **weights_fields) -> Path:
     entry = {key: "x" for key in registry.WEIGHTS_FIELDS} | {"params": 1, "metrics": {}, "baseline": {}}
-    card = {"app": {"name": name, "kind": "vision", "summary": "s", "module": "m", "metrics": [],
-                    "model_names": [name], "actions": {}},
-            "weights": [entry | {"tag": "t", "file": f"{name}.keras"} | weights_fields]}
+    card = {
+        "app": {
+            "name": name,
+            "kind": "vision",
+            "summary": "s",
+            "module": "m",
+            "metrics": [],
+            "model_names": [name],
+            "actions": {},
+        },
+        "weights": [entry | {"tag": "t", "file": f"{name}.keras"} | weights_fields],
+    }
     path = folder / f"{name}-{len(list(folder.iterdir()))}.json"
     path.write_text(json.dumps(card))
     return path
@@ -189,13 +224,16 @@ def test_call_fills_the_card_defaults_and_checks_every_value():
 # ------------------------------------------------------------------ CLI
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["train", "upscale", "--epochs", "0"], ["--epochs 0: must be at least 1"]),
-    (["train", "upscale", "--scale", "5"], ["--scale 5: choose one of 2, 3, 4"]),
-    (["evaluate", "rl", "--episodes", "many"], ["--episodes many: not an integer"]),
-    (["train", "rl", "--epochs", "3"], ["No such option '--epochs'", "zoo train rl --help"]),
-    (["demo", "upscale"], ["Missing argument", "zoo demo upscale --help"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "upscale", "--epochs", "0"], ["--epochs 0: must be at least 1"]),
+        (["train", "upscale", "--scale", "5"], ["--scale 5: choose one of 2, 3, 4"]),
+        (["evaluate", "rl", "--episodes", "many"], ["--episodes many: not an integer"]),
+        (["train", "rl", "--epochs", "3"], ["No such option '--epochs'", "zoo train rl --help"]),
+        (["demo", "upscale"], ["Missing argument", "zoo demo upscale --help"]),
+    ],
+)
 def test_every_bad_value_gets_the_same_one_line_error(zoo, args, fragments):
     result = zoo(*args)
     assert_one_line_error(result, *fragments)
@@ -204,13 +242,14 @@ def test_every_bad_value_gets_the_same_one_line_error(zoo, args, fragments):
 
 def test_a_file_of_another_app_is_named_as_such(zoo, tmp_path):
     other = registry.resolve_weights("upscale", "x2")
-    assert_one_line_error(zoo("evaluate", "classify", "--weights", other),
-                          "upscale_x2.keras: an upscale model, not a classify one")
+    assert_one_line_error(
+        zoo("evaluate", "classify", "--weights", other), "upscale_x2.keras: an upscale model, not a classify one"
+    )
 
 
 def test_list_has_a_header_and_sorts_by_kind_then_name(zoo):
     lines = zoo("list").out.splitlines()
-    assert lines[0].split()[:4] == ["APP", "KIND", "WEIGHTS", "SUMMARY"]
+    assert lines[0].split()[:5] == ["APP", "KIND", "WEIGHTS", "READY", "SUMMARY"]
     rows = [line.split()[:2] for line in lines[1:]]
     assert rows == sorted(rows, key=lambda r: (r[1], r[0])) and len(rows) == len(SPECS)
 

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zoo import registry
-from zoo.errors import BadInput
+from zoo.errors import BadInput, ZooError
 from zoo.files import check_output_path, output_for
 
 # How a surface (zoo serve, the gallery, a notebook) shows a result field:
@@ -42,8 +43,9 @@ SHOW_KINDS = (
     "audio",  # (sample_rate, samples) float32 or int16
     "text",  # a string
     "table",  # a list of flat dicts, one per row
-    "animation",  # a list of HxWx3 uint8 frames
+    "animation",  # (fps, frames) or a list of frames (at DEFAULT_FPS), each HxWx3 uint8
 )
+DEFAULT_FPS = 30
 CLI_ONLY = ("output", "force")  # demo options that say where files go: result.save in Python
 
 
@@ -60,9 +62,70 @@ def shown(kind: str, *, rich: bool = False, **kwargs) -> dataclasses.Field:
 
 
 def shown_fields(result: Result) -> list[tuple[str, str, object]]:
-    """(name, show kind, value) of every field a surface displays, in declaration order."""
-    return [(f.name, f.metadata["show"], getattr(result, f.name))
-            for f in dataclasses.fields(result) if "show" in f.metadata and getattr(result, f.name) is not None]
+    """(name, show kind, value) of every field a surface displays and the result holds, in declaration order."""
+    return [
+        (name, kind, getattr(result, name))
+        for name, kind in shown_kinds(type(result))
+        if getattr(result, name) is not None
+    ]
+
+
+def result_type(predictor: type[Predictor]) -> type[Result]:
+    """The Result class a predictor returns, read from `predict`'s return annotation (`-> list[X]` or
+    `-> X`), so a surface can lay out its outputs before any call."""
+    try:
+        returned = typing.get_type_hints(predictor.predict).get("return")
+    except NameError:  # an annotation naming something the module does not define at run time
+        returned = None
+    returned = typing.get_args(returned)[0] if typing.get_origin(returned) is list else returned
+    if not (isinstance(returned, type) and issubclass(returned, Result)):
+        raise ZooError(
+            f"{predictor.__module__}.Predictor.predict: annotate its return type (-> list[X] or -> X, "
+            f"X an api.Result), so surfaces can lay out its outputs"
+        )
+    return returned
+
+
+def shown_kinds(result: type[Result]) -> list[tuple[str, str]]:
+    """(name, show kind) of every field of a Result class that surfaces display, in declaration order."""
+    return [(f.name, f.metadata["show"]) for f in dataclasses.fields(result) if "show" in f.metadata]
+
+
+def display(kind: str, value):
+    """A shown value in the one form surfaces draw, whatever form the app stored it in: image -> PIL
+    image; images -> [(PIL image, caption)]; labels -> {label: float}; audio -> (rate, int16 samples);
+    text -> str; table -> [{column: str, number, bool or None}] (lists joined by commas); animation ->
+    (fps, [PIL image])."""
+    import numpy as np
+    from PIL import Image
+
+    def picture(pixels):
+        return pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.asarray(pixels, np.uint8))
+
+    if kind == "image":
+        return picture(value)
+    if kind == "images":
+        return [(picture(image), str(caption)) for image, caption in value]
+    if kind == "labels":
+        return {str(label): float(score) for label, score in value.items()}
+    if kind == "audio":
+        rate, samples = value
+        samples = np.asarray(samples)
+        if samples.dtype != np.int16:  # float in [-1, 1]
+            samples = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+        return int(rate), samples
+    if kind == "text":
+        return str(value)
+    if kind == "table":
+
+        def cell(plain):
+            return ", ".join(map(str, plain)) if isinstance(plain, list) else plain
+
+        return [{str(column): cell(_plain(v)) for column, v in row.items()} for row in value]
+    if kind == "animation":
+        fps, frames = value if isinstance(value, tuple) and np.isscalar(value[0]) else (DEFAULT_FPS, value)
+        return float(fps), [picture(frame) for frame in frames]
+    raise ValueError(f"show kind {kind!r} is not one of {SHOW_KINDS}")
 
 
 def _plain(value):
@@ -95,8 +158,11 @@ class Result:
 
     def to_dict(self, text: bool = True) -> dict:
         """The plain fields as JSON values, `output` and the terminal line last: `zoo demo --json`'s record."""
-        plain = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
-                 if not f.metadata.get("rich") and f.name != "output"}
+        plain = {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if not f.metadata.get("rich") and f.name != "output"
+        }
         return {**plain, "output": self.output, **({"text": self.text} if text else {})}
 
     def save(self, path: str | Path, force: bool = False) -> Path:
@@ -136,8 +202,10 @@ class Predictor:
         typed = self.spec.typed("demo", overrides, fill_defaults=False)
         for name, value in typed.items():
             if self._option(name).at_load and value != self.options.get(name):
-                raise BadInput(f"{self.spec.name}: {name} chooses the model; load another: "
-                               f"zoo.load({self.spec.name!r}, {name}={value!r})")
+                raise BadInput(
+                    f"{self.spec.name}: {name} chooses the model; load another: "
+                    f"zoo.load({self.spec.name!r}, {name}={value!r})"
+                )
         return {**self.options, **typed}
 
     def __call__(self, inputs=None, /, **options):
@@ -153,6 +221,23 @@ class Predictor:
 
     def predict(self, inputs, **options):
         raise NotImplementedError
+
+    def exportables(self) -> list:
+        """The graphs `zoo export` writes (zoo.export.Exportable); an app with nothing to export says why."""
+        raise BadInput(f"{self.spec.name}: has no exportable graph")
+
+    def export(
+        self,
+        format: str,
+        output: str | Path,
+        quantize: str | None = None,
+        calibration: str | Path | None = None,
+        force: bool = False,
+    ) -> dict:
+        """`zoo export`: the model as a SavedModel, ONNX or LiteRT file, re-measured in its runtime (zoo.export)."""
+        from zoo import export
+
+        return export.export(self, format, output, quantize, calibration, force)
 
     def output_name(self, source: Path | None) -> str | None:
         """The file `zoo demo` writes for `source` when -o is not given; None if it writes none."""
@@ -185,8 +270,14 @@ def load(app: str, weights: str | Path | None = None, **options) -> Predictor:
     return predictor(spec, {k: v for k, v in typed.items() if k not in CLI_ONLY})
 
 
-def demo(spec: registry.AppSpec, *, output: Path | None = None, force: bool = False,
-         inputs: list[Path] | None = None, **options) -> list[dict]:
+def demo(
+    spec: registry.AppSpec,
+    *,
+    output: Path | None = None,
+    force: bool = False,
+    inputs: list[Path] | None = None,
+    **options,
+) -> list[dict]:
     """`zoo demo APP`: load, check every output, call, write, and return the `--json` records."""
     predictor = load(spec.name, options.pop("weights", None), **options)
     sources = list(inputs) if predictor.takes_inputs else [None]

@@ -74,13 +74,15 @@ def check(distribute: str, devices: int | None, workers: int | None, local: bool
     if local and distribute != "multi-worker":
         raise BadInput("--local: starts a local cluster, so it needs --distribute multi-worker")
     if workers is not None and not local:
-        raise BadInput("--workers: only with --local; on a cluster TF_CONFIG (or the JAX coordinator "
-                       "variables) names the workers")
+        raise BadInput(
+            "--workers: only with --local; on a cluster TF_CONFIG (or the JAX coordinator variables) names the workers"
+        )
     if local and workers is None:
         raise BadInput("--local: pass --workers N, the number of worker processes to start")
     if devices is not None and distribute != "mirrored":
-        raise BadInput("--devices: only with --distribute mirrored (a multi-worker run uses every device of "
-                       "each worker)")
+        raise BadInput(
+            "--devices: only with --distribute mirrored (a multi-worker run uses every device of each worker)"
+        )
 
 
 def tf_cluster(text: str | None) -> tuple[int, int]:
@@ -90,21 +92,26 @@ def tf_cluster(text: str | None) -> tuple[int, int]:
     convention of MultiWorkerMirroredStrategy and the Keras multi-worker guide).
     """
     if not text:
-        raise BadInput("TF_CONFIG: not set; --distribute multi-worker reads the cluster from it "
-                       '({"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}), '
-                       "or pass --workers N --local")
+        raise BadInput(
+            "TF_CONFIG: not set; --distribute multi-worker reads the cluster from it "
+            '({"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}), '
+            "or pass --workers N --local"
+        )
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
         workers, chiefs = list(cluster.get("worker", [])), list(cluster.get("chief", []))
         kind, index = task["type"], int(task["index"])
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise BadInput(f"TF_CONFIG: malformed ({type(error).__name__}: {error}); expected "
-                       '{"cluster": {"worker": [...]}, "task": {"type": ..., "index": ...}}') from None
+        raise BadInput(
+            f"TF_CONFIG: malformed ({type(error).__name__}: {error}); expected "
+            '{"cluster": {"worker": [...]}, "task": {"type": ..., "index": ...}}'
+        ) from None
     members = {"chief": chiefs, "worker": workers}
     if kind not in members or not 0 <= index < len(members[kind]) or len(chiefs) > 1:
-        raise BadInput(f"TF_CONFIG: task {kind} {index} is not in the cluster "
-                       f"({len(chiefs)} chief, {len(workers)} workers)")
+        raise BadInput(
+            f"TF_CONFIG: task {kind} {index} is not in the cluster ({len(chiefs)} chief, {len(workers)} workers)"
+        )
     return len(chiefs) + len(workers), index if kind == "chief" else index + len(chiefs)
 
 
@@ -123,8 +130,9 @@ def start(distribute: str, devices: int | None = None) -> Distribution:
     elif keras.backend.backend() == "jax":
         _current = _start_jax(distribute, devices)
     else:
-        raise BadInput(f"--distribute {distribute}: needs KERAS_BACKEND tensorflow or jax, "
-                       f"not {keras.backend.backend()}")
+        raise BadInput(
+            f"--distribute {distribute}: needs KERAS_BACKEND tensorflow or jax, not {keras.backend.backend()}"
+        )
     return _current
 
 
@@ -150,11 +158,14 @@ def _tensorflow_devices(tf, count: int | None) -> list[str]:
     count = count or 1
     try:
         tf.config.set_logical_device_configuration(
-            tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * count)
+            tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * count
+        )
     except RuntimeError:  # TensorFlow has started: its devices are fixed for this process
         if len(tf.config.list_logical_devices("CPU")) < count:
-            raise BadInput(f"--devices {count}: TensorFlow already started with fewer CPU devices; "
-                           "run `zoo train` in a fresh process") from None
+            raise BadInput(
+                f"--devices {count}: TensorFlow already started with fewer CPU devices; "
+                "run `zoo train` in a fresh process"
+            ) from None
     return [f"/cpu:{i}" for i in range(count)]
 
 
@@ -164,15 +175,19 @@ def _start_jax(distribute: str, devices: int | None) -> Distribution:
 
     if distribute == "multi-worker":
         if "KERAS_DISTRIBUTION_JOB_ADDRESSES" not in os.environ:
-            raise BadInput("KERAS_DISTRIBUTION_JOB_ADDRESSES: not set; under JAX, --distribute multi-worker "
-                           "reads the coordinator from it (with _NUM_PROCESSES and _PROCESS_ID), "
-                           "or pass --workers N --local")
+            raise BadInput(
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES: not set; under JAX, --distribute multi-worker "
+                "reads the coordinator from it (with _NUM_PROCESSES and _PROCESS_ID), "
+                "or pass --workers N --local"
+            )
         keras.distribution.initialize()  # jax.distributed.initialize with Keras's variables
     chosen = jax.devices()
     if devices is not None:
         if devices > len(chosen):
-            raise BadInput(f"--devices {devices}: JAX sees {len(chosen)} (on a CPU, set "
-                           f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})")
+            raise BadInput(
+                f"--devices {devices}: JAX sees {len(chosen)} (on a CPU, set "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={devices})"
+            )
         chosen = chosen[:devices]
     # Each process hands over its own slice of every batch (harness.ProcessShard), already sharded.
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen, auto_shard_dataset=False))
@@ -202,7 +217,8 @@ def _work_around_keras_multi_worker() -> None:
         if self._distribute_strategy is not None and iterator is not None:
             for _, _, batches in iterator:  # this worker's first replica has the shapes
                 data_batch = tree.map_structure(
-                    lambda v: self._distribute_strategy.experimental_local_results(v)[0], next(batches))
+                    lambda v: self._distribute_strategy.experimental_local_results(v)[0], next(batches)
+                )
                 break
             iterator = None
         return maybe_symbolic_build(self, iterator, data_batch)
@@ -276,16 +292,21 @@ def cluster_env(addresses: list[str], index: int) -> dict:
     import keras
 
     if keras.backend.backend() == "jax":
-        return {"KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
-                "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(addresses)), "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
+        return {
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(addresses)),
+            "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+        }
     return {"TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})}
 
 
 def worker_command(argv: list[str]) -> list[str]:
     """This process's own command line without --local and --workers N: what each worker runs."""
     if "--local" not in argv:
-        raise ZooError("--local: re-runs this process's command line, which does not ask for it; "
-                       "start the cluster from the `zoo` command")
+        raise ZooError(
+            "--local: re-runs this process's command line, which does not ask for it; "
+            "start the cluster from the `zoo` command"
+        )
     command, args = [], iter(argv)
     for arg in args:
         if arg == "--workers":
@@ -312,8 +333,9 @@ def launch_local(workers: int) -> dict:
                 # TMPDIR: the workers' scratch run directories go too when this folder does, even
                 # those of a worker killed before it could clean up.
                 env = {**os.environ, **cluster_env(addresses, index), RESULT_FILE: str(result), "TMPDIR": folder}
-                processes.append(subprocess.Popen(command, env=env, stdout=logs[-1],
-                                                  stderr=subprocess.STDOUT if logs[-1] else None))
+                processes.append(
+                    subprocess.Popen(command, env=env, stdout=logs[-1], stderr=subprocess.STDOUT if logs[-1] else None)
+                )
             _wait_all(processes, logs)
         finally:
             for process in processes:
@@ -336,7 +358,8 @@ def _wait_all(processes: list[subprocess.Popen], logs: list) -> None:
                 raise ZooError(f"worker {index} was killed (signal {-code}); stopped the others")
             said = Path(logs[index].name).read_text().strip().splitlines()[-1:] if logs[index] else []
             raise (BadInput if code == 2 else ZooError)(
-                f"worker {index} exited with {code}{': ' + said[0] if said else ''}; stopped the others")
+                f"worker {index} exited with {code}{': ' + said[0] if said else ''}; stopped the others"
+            )
         if all(code == 0 for code in codes):
             return
         time.sleep(0.2)

@@ -126,20 +126,21 @@ class Run:
     def plot_curves(self, rows: list[dict] | None = None) -> Path | None:
         """One panel per metric, training and validation together."""
         rows = self.log_rows() if rows is None else rows
-        names = [k for k in dict.fromkeys(k for r in rows for k in r)
-                 if k not in ("epoch", "step", "learning_rate", "time") and not k.startswith("val_")]
+        names = [
+            k
+            for k in dict.fromkeys(k for r in rows for k in r)
+            if k not in ("epoch", "step", "learning_rate", "time") and not k.startswith("val_")
+        ]
         if not rows or not names:
             return None
-        try:
-            import matplotlib
+        try:  # a Figure without pyplot: no backend to switch, so a notebook's own plots still show
+            from matplotlib.figure import Figure
         except ImportError:  # a bare JAX machine may lack it; log.csv still has every number
             return None
 
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-
         x_key = "epoch" if "epoch" in rows[0] else "step"
-        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+        fig = Figure(figsize=(4 * len(names), 3.2))
+        axes = fig.subplots(1, len(names), squeeze=False)
         for ax, name in zip(axes[0], names):
             for key, style in ((name, "-"), ("val_" + name, "--")):
                 points = [(r[x_key], r[key]) for r in rows if key in r and math.isfinite(r[key])]
@@ -151,7 +152,6 @@ class Run:
         fig.tight_layout()
         with atomic_output(self.file("curves.png"), force=True) as tmp:
             fig.savefig(tmp, dpi=80)
-        plt.close(fig)
         return self.file("curves.png")
 
 
@@ -162,8 +162,9 @@ def _latest_run(app: str) -> Path:
     return runs[-1]
 
 
-def start_run(app: str, config, out: Path | None = None, resume: bool = False, seed: int = 0,
-              epochs: int | None = None) -> Run:
+def start_run(
+    app: str, config, out: Path | None = None, resume: bool = False, seed: int = 0, epochs: int | None = None
+) -> Run:
     """Create (or reopen, with `resume`) a run directory and set the seed once.
 
     On resume the saved config wins, so a resumed run is the run that was
@@ -188,8 +189,10 @@ def start_run(app: str, config, out: Path | None = None, resume: bool = False, s
         path = _worker_copy(path, resume)
     path.mkdir(parents=True, exist_ok=True)
     run = Run(path=path, config=config, seed=seed, resumed=resume)
-    run.write_json("config.json", {"app": app, "seed": seed, **dataclasses.asdict(config),
-                                   **({"distribution": record} if record else {})})
+    run.write_json(
+        "config.json",
+        {"app": app, "seed": seed, **dataclasses.asdict(config), **({"distribution": record} if record else {})},
+    )
     if record and distribution.chief:
         print(distribute.describe(record), flush=True)
     keras.utils.set_random_seed(seed)
@@ -206,9 +209,11 @@ def _saved_config(path: Path, config_type: type, distribution: Distribution, see
     record = saved.pop("distribution", None)
     trained, now = record or Distribution().record(), distribution.record()
     if (trained["replicas"], trained["processes"]) != (now["replicas"], now["processes"]):
-        raise BadInput(f"{path}: trained on {trained['replicas']} replica(s) in {trained['processes']} process(es), "
-                       f"not {now['replicas']} in {now['processes']}; resume it with the same --distribute, "
-                       "or its global batch would change")
+        raise BadInput(
+            f"{path}: trained on {trained['replicas']} replica(s) in {trained['processes']} process(es), "
+            f"not {now['replicas']} in {now['processes']}; resume it with the same --distribute, "
+            "or its global batch would change"
+        )
     if distribution.chief:
         for leftover in path.glob(".*.*"):  # temporary files of writes that a kill -9 cut short
             if leftover.is_file():
@@ -300,8 +305,9 @@ class _EpochLog(keras.callbacks.Callback):
         self.run, self.started = run, time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.run.log({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()},
-                      "time": time.time() - self.started})
+        self.run.log(
+            {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}, "time": time.time() - self.started}
+        )
 
 
 def _tensorboard(run: Run) -> list[keras.callbacks.Callback]:
@@ -321,9 +327,15 @@ def onednn_crash_layers(model: keras.Model) -> list[str]:
     process (oneDNN issue 6035, TensorFlow 2.21 CPU builds); subsampling first, then a stride-1
     1x1 convolution, computes the same function and trains safely.
     """
-    return [layer.name for layer in _all_layers(model)
-            if isinstance(layer, keras.layers.Conv2D) and layer.trainable and tuple(layer.kernel_size) == (1, 1)
-            and max(layer.strides) > 1 and layer.input.shape[-1] < 16]
+    return [
+        layer.name
+        for layer in _all_layers(model)
+        if isinstance(layer, keras.layers.Conv2D)
+        and layer.trainable
+        and tuple(layer.kernel_size) == (1, 1)
+        and max(layer.strides) > 1
+        and layer.input.shape[-1] < 16
+    ]
 
 
 def _all_layers(model: keras.Model):
@@ -347,13 +359,24 @@ def check_trainable_here(model: keras.Model) -> None:
     """Refuse, with a one-line reason, a model whose training would crash this process."""
     crashing = onednn_crash_layers(model) if _onednn_avx512() else []
     if crashing:
-        raise BadInput(f"layer {crashing[0]}: a strided 1x1 convolution over fewer than 16 channels crashes "
-                       "TensorFlow's oneDNN on this AVX-512 CPU (oneDNN issue 6035); widen its input to 16 "
-                       "channels, subsample before a stride-1 convolution, or set TF_ENABLE_ONEDNN_OPTS=0")
+        raise BadInput(
+            f"layer {crashing[0]}: a strided 1x1 convolution over fewer than 16 channels crashes "
+            "TensorFlow's oneDNN on this AVX-512 CPU (oneDNN issue 6035); widen its input to 16 "
+            "channels, subsample before a stride-1 convolution, or set TF_ENABLE_ONEDNN_OPTS=0"
+        )
 
 
-def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, monitor: str = "val_loss",
-        mode: str = "min", callbacks: list | None = None, **fit_kwargs) -> keras.callbacks.History:
+def fit(
+    run: Run,
+    model: keras.Model,
+    train,
+    validation=None,
+    epochs: int = 1,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    callbacks: list | None = None,
+    **fit_kwargs,
+) -> keras.callbacks.History:
     """`model.fit` with the harness's logs, checkpoints and resume."""
     check_trainable_here(model)
     backup = run.file("backup")
@@ -374,8 +397,9 @@ def fit(run: Run, model: keras.Model, train, validation=None, epochs: int = 1, m
         # Its order is already a function of (seed, epoch); Keras's shuffle would draw from the global
         # generator, whose state differs between a plain, a resumed and a distributed run.
         fit_kwargs.setdefault("shuffle", False)
-    history = model.fit(_this_process_share(train), validation_data=validation, epochs=epochs,
-                        callbacks=all_callbacks, **fit_kwargs)
+    history = model.fit(
+        _this_process_share(train), validation_data=validation, epochs=epochs, callbacks=all_callbacks, **fit_kwargs
+    )
     run.save_state(finished=True, epochs=epochs)
     return history
 
@@ -388,8 +412,10 @@ def _this_process_share(train):
     if distribution.strategy is not None or distribution.processes == 1:
         return train
     if not isinstance(train, keras.utils.PyDataset):
-        raise BadInput("--distribute multi-worker under JAX: this app's training data are arrays, which "
-                       "each process would feed whole; use TensorFlow, or one host with several devices")
+        raise BadInput(
+            "--distribute multi-worker under JAX: this app's training data are arrays, which "
+            "each process would feed whole; use TensorFlow, or one host with several devices"
+        )
     return ProcessShard(train, distribution)
 
 
@@ -409,10 +435,32 @@ def in_float32(model: keras.Model) -> keras.Model:
     file to ship, so that it predicts the same on any CPU, with or without bf16 instructions."""
     if all(layer.dtype_policy.name == "float32" for layer in _all_layers(model)):
         return model
-    copy = keras.models.clone_model(model, clone_function=lambda layer: layer.__class__.from_config(
-        {**layer.get_config(), "dtype": "float32"}))
+    copy = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+    )
     copy.set_weights(model.get_weights())
     return copy
+
+
+def start_from(model: keras.Model, donor: keras.Model, source: str) -> list[str]:
+    """Copy into `model` the weights of each layer of the same name in `donor` (`--init source`: a
+    shipped tag, a .keras file or a run): pretraining on a large corpus, then fine-tuning on a small
+    one. Layers that the donor lacks (in music, the voice layers of a one-voice model) keep their fresh start."""
+    donor = {layer.name: layer for layer in donor.layers}
+    copied = []
+    for layer in model.layers:
+        if layer.name not in donor or not layer.weights:
+            continue
+        theirs = donor[layer.name].get_weights()
+        shapes, wanted = [w.shape for w in theirs], [tuple(w.shape) for w in layer.weights]
+        if shapes != wanted:
+            raise BadInput(
+                f"--init {source}: its layer {layer.name} has weights of shapes {shapes}, this preset's "
+                f"{wanted}; use the preset that model was trained with"
+            )
+        layer.set_weights(theirs)
+        copied.append(layer.name)
+    return copied
 
 
 def best_model(run: Run) -> keras.Model:
@@ -442,8 +490,10 @@ def load_model(path: Path, app: str | None = None) -> keras.Model:
         raise BadInput(f"{path}: not a loadable .keras model ({type(error).__name__}: {str(error)[:120]})") from None
     built = [e for e in registry.get(app).weights if e.built_by and e.path == Path(path)] if app else []
     if built and weights_sha256(model) != built[0].sha256:
-        raise BadInput(f"{path}: its weights differ from the model card's (sha256); rebuild it with "
-                       f"`zoo {app} {built[0].built_by} --force`")
+        raise BadInput(
+            f"{path}: its weights differ from the model card's (sha256); rebuild it with "
+            f"`zoo {app} {built[0].built_by} --force`"
+        )
     return model
 
 

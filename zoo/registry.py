@@ -7,7 +7,9 @@ Its `weights` section lists the shipped `.keras` files as typed records
 (`WeightsEntry`, after timm's `PretrainedCfg` and torchvision's `Weights`).
 Reading JSON is all the registry does; the app module, which imports Keras and
 TensorFlow, is imported only by `call`, when the app is trained, evaluated or
-demoed. `resolve_weights` is the one place that locates a weights file.
+demoed, once `AppSpec.check_installed` has found (not imported) the packages
+the card's `imports` name, or said in one line which extra installs them.
+`resolve_weights` is the one place that locates a weights file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import difflib
 import fnmatch
 import functools
 import importlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,28 +102,57 @@ class Option:
 
 
 # The options every app shares, by action; a card lists the ones each action takes.
-SHARED_OPTIONS = {o.name: o for o in (
-    Option("preset", "choice", help="Hyper-parameter preset."),  # choices and default: the card's presets
-    Option("epochs", "int", min=1, help="Override the preset's number of epochs."),
-    Option("data", "path", help="Your own data (file or folder)."),
-    Option("out", "path", help="Run directory (default: runs/<app>-<time>)."),
-    Option("resume", "flag", default=False, help="Continue an interrupted run (--out, or the latest run)."),
-    Option("seed", "int", default=0, help="Random seed, set once."),
-    Option("weights", "str", metavar="FILE|RUN|TAG", help="A .keras file, a run directory (its best checkpoint) or a shipped tag."),
-    Option("output", "path", short="-o", help="Output file (one input) or folder (several)."),
-    Option("force", "flag", default=False, help="Overwrite existing outputs."),
-    # Training on several devices or machines (zoo/distribute.py); the harness takes these, not the app.
-    Option("distribute", "choice", default="none", choices=("none", "mirrored", "multi-worker"),
-           help="Data-parallel training: several local devices, or a cluster (TF_CONFIG)."),
-    Option("devices", "int", min=1, help="With --distribute mirrored: how many local devices (default: all GPUs)."),
-    Option("workers", "int", min=1, help="With --local: how many worker processes to start."),
-    Option("local", "flag", default=False, help="With --distribute multi-worker: a cluster of --workers processes "
-                                                 "on this machine (127.0.0.1)."),
-)}
+SHARED_OPTIONS = {
+    o.name: o
+    for o in (
+        Option("preset", "choice", help="Hyper-parameter preset."),  # choices and default: the card's presets
+        Option("epochs", "int", min=1, help="Override the preset's number of epochs."),
+        Option("data", "path", help="Your own data (file or folder)."),
+        Option("out", "path", help="Run directory (default: runs/<app>-<time>)."),
+        Option("resume", "flag", default=False, help="Continue an interrupted run (--out, or the latest run)."),
+        Option("seed", "int", default=0, help="Random seed, set once."),
+        Option(
+            "weights",
+            "str",
+            metavar="FILE|RUN|TAG",
+            help="A .keras file, a run directory (its best checkpoint) or a shipped tag.",
+        ),
+        Option("output", "path", short="-o", help="Output file (one input) or folder (several)."),
+        Option("force", "flag", default=False, help="Overwrite existing outputs."),
+        # Training on several devices or machines (zoo/distribute.py); the harness takes these, not the app.
+        Option(
+            "distribute",
+            "choice",
+            default="none",
+            choices=("none", "mirrored", "multi-worker"),
+            help="Data-parallel training: several local devices, or a cluster (TF_CONFIG).",
+        ),
+        Option("devices", "int", min=1, help="With --distribute mirrored: how many local devices (default: all GPUs)."),
+        Option("workers", "int", min=1, help="With --local: how many worker processes to start."),
+        Option(
+            "local",
+            "flag",
+            default=False,
+            help="With --distribute multi-worker: a cluster of --workers processes on this machine (127.0.0.1).",
+        ),
+    )
+}
 DISTRIBUTION = ("distribute", "devices", "workers", "local")  # train options the harness consumes
 CLI_ONLY = ("inputs", "json")  # shared parameters the CLI handles: positional INPUT..., --json
-WEIGHTS_FIELDS = ("tag", "file", "sha256", "params", "data", "split", "metrics", "baseline", "command",
-                  "evaluate_command", "hardware", "wall_time")
+WEIGHTS_FIELDS = (
+    "tag",
+    "file",
+    "sha256",
+    "params",
+    "data",
+    "split",
+    "metrics",
+    "baseline",
+    "command",
+    "evaluate_command",
+    "hardware",
+    "wall_time",
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +163,7 @@ class Action:
     shared: tuple[str, ...]
     options: tuple[Option, ...] = ()
     help: str = ""
+    inputs_optional: bool = False  # INPUT... may be left out (speech: `zoo demo speech --say 7`)
 
     @property
     def takes_inputs(self) -> bool:
@@ -139,8 +172,9 @@ class Action:
     def parameters(self, presets: tuple[str, ...]) -> list[Option]:
         """Every option the app function receives, shared ones first."""
         shared = [SHARED_OPTIONS[n] for n in self.shared if n not in CLI_ONLY]
-        shared = [dataclasses.replace(o, choices=presets, default=presets[0]) if o.name == "preset" else o
-                  for o in shared]
+        shared = [
+            dataclasses.replace(o, choices=presets, default=presets[0]) if o.name == "preset" else o for o in shared
+        ]
         return shared + list(self.options)
 
 
@@ -177,10 +211,12 @@ class WeightsEntry:
         missing = [k for k in WEIGHTS_FIELDS if k not in record]
         unknown = sorted(set(record) - set(WEIGHTS_FIELDS) - {"extra"})
         if missing or unknown:
-            raise ZooError(f"{card.name}: weights {record.get('tag', '?')!r}: "
-                           f"{'missing ' + ', '.join(missing) if missing else ''}"
-                           f"{'; ' if missing and unknown else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}"
-                           " (put app-specific fields under 'extra')")
+            raise ZooError(
+                f"{card.name}: weights {record.get('tag', '?')!r}: "
+                f"{'missing ' + ', '.join(missing) if missing else ''}"
+                f"{'; ' if missing and unknown else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}"
+                " (put app-specific fields under 'extra')"
+            )
         return cls(**record)
 
 
@@ -200,12 +236,26 @@ class AppSpec:
     default_weights: str | None = None
     training: str = "harness"  # "harness" (model.fit, --distribute applies) or "own-loop" (RL)
     examples: tuple[dict, ...] = ()  # bundled demo calls: inputs and options (zoo.data.examples)
+    extra: str | None = None  # the pyproject extra with the app's own packages (None: the core suffices)
+    imports: tuple[str, ...] = ()  # import names from `extra` the app cannot run without (none: it is optional)
     card_path: Path | None = None
+
+    @property
+    def missing(self) -> list[str]:
+        """The declared import names that are not installed; found, never imported (no TensorFlow)."""
+        return [name for name in self.imports if importlib.util.find_spec(name) is None]
+
+    def check_installed(self) -> None:
+        """One line naming the extra to install when the app's packages are missing, before its module imports."""
+        if self.missing:
+            raise BadInput(f"{self.name} needs the {self.extra} extra: pip install 'keras-zoo[{self.extra}]'")
 
     def entry(self, tag: str | None = None) -> WeightsEntry:
         """The shipped entry `tag`, or the default one when None."""
         if not self.weights:
-            raise BadInput(f"{self.name}: no shipped weights yet; train with `zoo train {self.name}` and pass --weights")
+            raise BadInput(
+                f"{self.name}: no shipped weights yet; train with `zoo train {self.name}` and pass --weights"
+            )
         tag = tag or self.default_weights or self.weights[0].tag
         for entry in self.weights:
             if entry.tag == tag:
@@ -242,12 +292,16 @@ class AppSpec:
         unknown = sorted(set(values) - accepted)
         harness_only = [name for name in DISTRIBUTION if name in unknown]
         if harness_only and self.training == "own-loop":  # RL: the harness's engines cannot drive its loop
-            raise BadInput(f"{self.name}: trains in its own loop, not through the harness's model.fit, so "
-                           f"--{harness_only[0]} does not apply (train it on one machine)")
+            raise BadInput(
+                f"{self.name}: trains in its own loop, not through the harness's model.fit, so "
+                f"--{harness_only[0]} does not apply (train it on one machine)"
+            )
         if unknown:
             flags = ", ".join("--" + n.replace("_", "-") for n in unknown)
-            raise BadInput(f"{self.name}: `zoo {action}` takes no {flags} (it takes: "
-                           f"{', '.join(o.flag for o in parameters.values())})")
+            raise BadInput(
+                f"{self.name}: `zoo {action}` takes no {flags} (it takes: "
+                f"{', '.join(o.flag for o in parameters.values())})"
+            )
         chosen = parameters if fill_defaults else {n: parameters[n] for n in values if n in parameters}
         typed = {name: option.convert(values.get(name, option.default)) for name, option in chosen.items()}
         if "inputs" in values:
@@ -257,21 +311,36 @@ class AppSpec:
 
 def _action(declared: dict) -> Action:
     options = tuple(Option(**{**o, "choices": tuple(o.get("choices", ()))}) for o in declared.get("options", ()))
-    return Action(tuple(declared.get("shared", ())), options, declared.get("help", ""))
+    return Action(
+        tuple(declared.get("shared", ())), options, declared.get("help", ""), declared.get("inputs_optional", False)
+    )
 
 
 def _spec_from_card(path: Path) -> AppSpec:
     card = json.loads(path.read_text())
     app = card["app"]
+    if app.get("imports") and not app.get("extra"):
+        raise ZooError(f"{path.name}: app.imports {app['imports']} need app.extra, the extra that installs them")
     actions = {name: _action(a) for name, a in app.get("actions", {}).items()}
     commands = {name: _action(c) for name, c in app.get("commands", {}).items()}
     return AppSpec(
-        name=app["name"], kind=app["kind"], summary=app["summary"], module=app["module"],
-        datasets=tuple(app.get("datasets", ())), metrics=tuple(app.get("metrics", ())),
-        model_names=tuple(app.get("model_names", ())), presets=tuple(app.get("presets", ("quick", "full"))),
-        actions=actions, commands=commands, weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
-        default_weights=app.get("default_weights"), training=app.get("training", "harness"),
-        examples=tuple(app.get("examples", ())), card_path=path,
+        name=app["name"],
+        kind=app["kind"],
+        summary=app["summary"],
+        module=app["module"],
+        datasets=tuple(app.get("datasets", ())),
+        metrics=tuple(app.get("metrics", ())),
+        model_names=tuple(app.get("model_names", ())),
+        presets=tuple(app.get("presets", ("quick", "full"))),
+        actions=actions,
+        commands=commands,
+        weights=tuple(WeightsEntry.from_card(w, path) for w in card.get("weights", ())),
+        default_weights=app.get("default_weights"),
+        training=app.get("training", "harness"),
+        examples=tuple(app.get("examples", ())),
+        extra=app.get("extra"),
+        imports=tuple(app.get("imports", ())),
+        card_path=path,
     )
 
 
@@ -282,7 +351,9 @@ def all_specs() -> tuple[AppSpec, ...]:
     by_name: dict[str, AppSpec] = {}
     for spec in specs:
         if spec.name in by_name:
-            raise ZooError(f"{spec.card_path.name} and {by_name[spec.name].card_path.name} both define app {spec.name!r}")
+            raise ZooError(
+                f"{spec.card_path.name} and {by_name[spec.name].card_path.name} both define app {spec.name!r}"
+            )
         by_name[spec.name] = spec
     return tuple(sorted(specs, key=lambda s: (s.kind, s.name)))
 
@@ -302,14 +373,17 @@ def get(name: str) -> AppSpec:
 
 
 def load_module(spec: AppSpec) -> ModuleType:
-    """Import the app's module: the moment Keras and TensorFlow get imported."""
+    """Import the app's module: the moment Keras and TensorFlow get imported, once its extra is known installed."""
+    spec.check_installed()
     return importlib.import_module(spec.module)
 
 
 def call(app: str, action: str, **values):
     """Run an app's action: card defaults filled in, every value typed and checked, then the app function.
 
-    `demo` runs through the app's predictor (`zoo.api.demo`), as the CLI, the gallery and `zoo serve` do.
+    `demo` runs through the app's predictor (`zoo.api.demo`), as the CLI, the gallery and `zoo serve` do;
+    so does an app command that is a method of its predictor (`zoo faces verify` is
+    `zoo.load("faces", weights=...).verify(...)`), which returns the result's record.
     """
     spec = get(app)
     typed = spec.typed(action, values)
@@ -319,7 +393,12 @@ def call(app: str, action: str, **values):
         from zoo import api
 
         return api.demo(spec, **typed)
-    function = getattr(load_module(spec), action.replace("-", "_"))
+    module, method = load_module(spec), action.replace("-", "_")
+    if action in spec.commands and hasattr(getattr(module, "Predictor", None), method):
+        from zoo import api
+
+        return getattr(api.load(app, typed.pop("weights", None)), method)(**typed).to_dict()
+    function = getattr(module, method)
     if "distribute" not in typed:
         return function(**typed)
     from zoo import distribute  # the harness's engines; the app never sees these options
@@ -341,16 +420,23 @@ def resolve_weights(app: str, weights: str | Path | None = None, **selectors) ->
     spec = get(app)
     if weights is not None and (Path(weights).exists() or str(weights) not in spec.tags):
         return _user_weights(Path(weights))
+    return _verified(spec, shipped_entry(spec, weights, **selectors))
+
+
+def shipped_entry(spec: AppSpec, tag: str | None = None, **selectors) -> WeightsEntry:
+    """The shipped entry `resolve_weights` picks, its file not looked at (a built one may not exist yet)."""
+    app = spec.name
     chosen = {k: v for k, v in selectors.items() if v is not None}
-    entries = [spec.entry(str(weights))] if weights is not None else list(spec.weights)
+    entries = [spec.entry(str(tag))] if tag is not None else list(spec.weights)
     matching = [e for e in entries if all(e.extra.get(k) == v for k, v in chosen.items())]
     if not matching:
         wanted = ", ".join(f"{k}={v}" for k, v in chosen.items())
         have = "; ".join(f"{e.tag} ({', '.join(f'{k}={e.extra.get(k)}' for k in chosen)})" for e in entries)
-        raise BadInput(f"{app}: no shipped weights for {wanted} (have: {have or 'none'}); train with "
-                       f"`zoo train {app}` and pass --weights runs/<run>")
-    entry = next((e for e in matching if e.tag == spec.default_weights), matching[0])
-    return _verified(spec, entry)
+        raise BadInput(
+            f"{app}: no shipped weights for {wanted} (have: {have or 'none'}); train with "
+            f"`zoo train {app}` and pass --weights runs/<run>"
+        )
+    return next((e for e in matching if e.tag == spec.default_weights), matching[0])
 
 
 def _user_weights(weights: Path) -> Path:
@@ -381,8 +467,10 @@ def _verified(spec: AppSpec, entry: WeightsEntry) -> Path:
             raise NotBuilt(spec, entry)
         return entry.path
     if not entry.path.exists():
-        raise BadInput(f"{entry.path}: shipped weights {spec.name}/{entry.tag} are missing; reinstall, or train "
-                       f"with `zoo train {spec.name}` and pass --weights")
+        raise BadInput(
+            f"{entry.path}: shipped weights {spec.name}/{entry.tag} are missing; reinstall, or train "
+            f"with `zoo train {spec.name}` and pass --weights"
+        )
     if sha256_of(entry.path) != entry.sha256:
         raise BadInput(f"{entry.path}: sha256 differs from the model card's; the file is damaged or was replaced")
     return entry.path

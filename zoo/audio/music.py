@@ -46,6 +46,7 @@ every transposition used in training; the longest run of consecutive
     zoo demo music --bars 16 --seed 3 -o song.mid     # song.mid, song.wav, song.png
     zoo demo music --corpus folk --bars 8 -o tune.mid
     zoo demo music --primer tune.mid --temperature 0.9 --top-k 8 -o more.mid
+    zoo.load("music", corpus="folk")(bars=8, seed=3).save("tune.mid")    # in Python
     zoo train music --corpus folk --preset full
     zoo train music --preset finetune --init folk      # the shipped chorale model
     zoo evaluate music --corpus folk
@@ -53,6 +54,7 @@ every transposition used in training; the longest run of consecutive
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections import Counter, defaultdict
@@ -61,12 +63,14 @@ from pathlib import Path
 import keras
 import numpy as np
 from keras import layers
+from PIL import Image
 
-from zoo import harness, registry
+from zoo import api, harness, registry
 from zoo.data import music as music_data
 from zoo.data.music import DURATION0, PAD, PITCH0, REST, VOCAB_SIZE
 from zoo.errors import BadInput
-from zoo.files import check_output_path
+from zoo.files import atomic_output, check_output_path
+from zoo.harness import start_from
 
 TEMPO = 96  # beats per minute of the rendered songs
 COPY_SAMPLES, COPY_BARS = 20, 64
@@ -76,7 +80,7 @@ COPY_SAMPLES, COPY_BARS = 20, 64
 class Config:
     corpus: str = "chorales"
     data: str | None = None  # a folder of MIDI files instead of the corpus
-    init: str | None = None  # a trained music model to start from (`start_from`)
+    init: str | None = None  # a trained music model to start from (`harness.start_from`)
     context: int = 256  # tokens per training row: the longest primer the model takes
     embedding: int = 64
     position_embedding: int = 16
@@ -121,32 +125,39 @@ def build_model(config: Config) -> keras.Model:
     can run the same layers a token at a time.
     """
     length = (config.context,)
-    inputs = [keras.Input(length, dtype="int32", name="tokens"), keras.Input(length, dtype="int32", name="positions"),
-              keras.Input(length + (music_data.VOICES,), dtype="int32", name="voice_pitches"),
-              keras.Input(length + (music_data.VOICES,), dtype="int32", name="voice_gaps")]
+    inputs = [
+        keras.Input(length, dtype="int32", name="tokens"),
+        keras.Input(length, dtype="int32", name="positions"),
+        keras.Input(length + (music_data.VOICES,), dtype="int32", name="voice_pitches"),
+        keras.Input(length + (music_data.VOICES,), dtype="int32", name="voice_gaps"),
+    ]
     logits, _ = forward(music_layers(config), *inputs)
     return keras.Model(inputs, logits, name="music_lstm")
 
 
 def music_layers(config: Config) -> dict[str, layers.Layer]:
     voices = music_data.VOICES
-    named = [layers.Embedding(VOCAB_SIZE, config.embedding, name="embedding"),
-             layers.Embedding(music_data.POSITIONS, config.position_embedding, name="position_embedding"),
-             layers.Concatenate(name="features"),
-             layers.Embedding(VOCAB_SIZE, config.voice_embedding, name="voice_embedding"),
-             layers.Embedding(music_data.MAX_GAP + 1, config.gap_embedding, name="gap_embedding"),
-             layers.Reshape((-1, voices * config.voice_embedding), name="voice_pitch_features"),
-             layers.Reshape((-1, voices * config.gap_embedding), name="voice_gap_features"),
-             layers.Concatenate(name="voices"),
-             layers.Dense(config.embedding + config.position_embedding, kernel_initializer="zeros", name="voices_in"),
-             layers.Add(name="heard_input"),
-             layers.Dense(config.units, kernel_initializer="zeros", name="voices_out"),
-             layers.Add(name="heard_output"),
-             layers.Dropout(config.dropout, name="dropout_out"),
-             layers.Dense(VOCAB_SIZE, name="logits")]
+    named = [
+        layers.Embedding(VOCAB_SIZE, config.embedding, name="embedding"),
+        layers.Embedding(music_data.POSITIONS, config.position_embedding, name="position_embedding"),
+        layers.Concatenate(name="features"),
+        layers.Embedding(VOCAB_SIZE, config.voice_embedding, name="voice_embedding"),
+        layers.Embedding(music_data.MAX_GAP + 1, config.gap_embedding, name="gap_embedding"),
+        layers.Reshape((-1, voices * config.voice_embedding), name="voice_pitch_features"),
+        layers.Reshape((-1, voices * config.gap_embedding), name="voice_gap_features"),
+        layers.Concatenate(name="voices"),
+        layers.Dense(config.embedding + config.position_embedding, kernel_initializer="zeros", name="voices_in"),
+        layers.Add(name="heard_input"),
+        layers.Dense(config.units, kernel_initializer="zeros", name="voices_out"),
+        layers.Add(name="heard_output"),
+        layers.Dropout(config.dropout, name="dropout_out"),
+        layers.Dense(VOCAB_SIZE, name="logits"),
+    ]
     for i in range(config.layers):
-        named += [layers.Dropout(config.dropout, name=f"dropout{i}"),
-                  layers.LSTM(config.units, return_sequences=True, return_state=True, name=f"lstm{i}")]
+        named += [
+            layers.Dropout(config.dropout, name=f"dropout{i}"),
+            layers.LSTM(config.units, return_sequences=True, return_state=True, name=f"lstm{i}"),
+        ]
     return {layer.name: layer for layer in named}
 
 
@@ -156,13 +167,17 @@ def forward(parts: dict, tokens, positions, voice_pitches=None, voice_gaps=None,
     x = parts["features"]([parts["embedding"](tokens), parts["position_embedding"](positions)])
     hears = "voices" in parts
     if hears:
-        voices = parts["voices"]([parts["voice_pitch_features"](parts["voice_embedding"](voice_pitches)),
-                                  parts["voice_gap_features"](parts["gap_embedding"](voice_gaps))])
+        voices = parts["voices"](
+            [
+                parts["voice_pitch_features"](parts["voice_embedding"](voice_pitches)),
+                parts["voice_gap_features"](parts["gap_embedding"](voice_gaps)),
+            ]
+        )
         x = parts["heard_input"]([x, parts["voices_in"](voices)])
     states_out = []
     for i in range(sum(name.startswith("lstm") for name in parts)):
         x = parts[f"dropout{i}"](x)
-        x, h, c = parts[f"lstm{i}"](x, initial_state=None if states is None else states[2 * i: 2 * i + 2])
+        x, h, c = parts[f"lstm{i}"](x, initial_state=None if states is None else states[2 * i : 2 * i + 2])
         states_out += [h, c]
     if hears:
         x = parts["heard_output"]([x, parts["voices_out"](voices)])
@@ -192,18 +207,21 @@ class Generator:
         self.step_model = keras.Model(inputs + states_in, [logits, *states_out])
         self.state_sizes = [s.shape[-1] for s in states_in]
 
-    def step(self, tokens: np.ndarray, positions: np.ndarray, states: list[np.ndarray], heard: np.ndarray | None = None):
+    def step(
+        self, tokens: np.ndarray, positions: np.ndarray, states: list[np.ndarray], heard: np.ndarray | None = None
+    ):
         """Logits (N, vocabulary) and new states after feeding one token (and its bar position) per row;
         `heard` (N, 2 * VOICES) is what the parts above play then (`voice_context`), none by default."""
         inputs = [tokens[:, None].astype("int32"), positions[:, None].astype("int32")]
         if self.hears_voices:
             heard = np.zeros((len(tokens), 2 * music_data.VOICES), np.int32) if heard is None else heard
-            inputs += [heard[:, None, :music_data.VOICES], heard[:, None, music_data.VOICES:]]
+            inputs += [heard[:, None, : music_data.VOICES], heard[:, None, music_data.VOICES :]]
         logits, *states = self.step_model.predict_on_batch([*inputs, *states])
         return np.asarray(logits)[:, 0].astype(np.float64), [np.asarray(s) for s in states]
 
-    def sample(self, prefix: list[int], bars: float, seeds: list[int], temperature: float = 1.0,
-               top_k: int = 0) -> list[list[int]]:
+    def sample(
+        self, prefix: list[int], bars: float, seeds: list[int], temperature: float = 1.0, top_k: int = 0
+    ) -> list[list[int]]:
         """One continuation of `prefix` (a METER token, then events) per seed, each `bars` bars long.
 
         Sampling follows the token grammar (a duration after every pitch, a
@@ -247,7 +265,7 @@ def next_token(logits: np.ndarray, last: int, temperature: float, top_k: int, rn
     if music_data.is_pitch(last):
         allowed[DURATION0:] = True
     else:
-        allowed[PITCH0: REST + 1] = True
+        allowed[PITCH0 : REST + 1] = True
     scores = np.where(allowed, logits / temperature, -np.inf)
     if top_k:
         scores = np.where(scores >= np.sort(scores)[-top_k], scores, -np.inf)
@@ -264,8 +282,12 @@ HEARD_PITCHES = slice(2, 2 + music_data.VOICES)
 
 def line_features(tokens, above: list = ()) -> np.ndarray:
     """(2 + 2 * VOICES, length): a line's tokens, their bar positions and what the parts `above` it play."""
-    return np.concatenate([np.stack([np.asarray(tokens, np.int32), music_data.bar_positions(tokens)]),
-                           music_data.voice_context(tokens, above)])
+    return np.concatenate(
+        [
+            np.stack([np.asarray(tokens, np.int32), music_data.bar_positions(tokens)]),
+            music_data.voice_context(tokens, above),
+        ]
+    )
 
 
 def opens_piece(lines: list[music_data.Line]) -> list[bool]:
@@ -293,8 +315,9 @@ def transposed(features: np.ndarray, semitones: int) -> np.ndarray:
 
 
 def rows_of(line: np.ndarray, context: int) -> list[np.ndarray]:
-    """A (features, length) line cut into rows of context + 1 steps that overlap by one (each row predicts `context`)."""
-    return [line[:, start: start + context + 1] for start in range(0, max(line.shape[1] - 1, 1), context)]
+    """A (features, length) line cut into rows of context + 1 steps that overlap by one (each row predicts
+    `context`)."""
+    return [line[:, start : start + context + 1] for start in range(0, max(line.shape[1] - 1, 1), context)]
 
 
 def pad_rows(rows: list[np.ndarray], context: int) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -305,8 +328,12 @@ def pad_rows(rows: list[np.ndarray], context: int) -> tuple[dict, np.ndarray, np
         length = row.shape[1] - 1
         features[i, :, :length], targets[i, :length] = row[:, :-1], row[0, 1:]
     heard = features[:, HEARD].transpose(0, 2, 1)
-    inputs = {"tokens": features[:, 0], "positions": features[:, 1],
-              "voice_pitches": heard[..., :music_data.VOICES], "voice_gaps": heard[..., music_data.VOICES:]}
+    inputs = {
+        "tokens": features[:, 0],
+        "positions": features[:, 1],
+        "voice_pitches": heard[..., : music_data.VOICES],
+        "voice_gaps": heard[..., music_data.VOICES :],
+    }
     return inputs, targets, (targets != PAD).astype(np.float32)
 
 
@@ -326,7 +353,7 @@ class TransposedRows(harness.EpochSeeded):
         super().__init__(seed)
         self.lines = features_of(lines)  # positions and gaps don't change with the key
         self.config = config
-        self.rows = len(rows_of(np.zeros((1, sum(l.shape[1] for l in self.lines))), config.context))
+        self.rows = len(rows_of(np.zeros((1, sum(line.shape[1] for line in self.lines))), config.context))
         self.packed_epoch, self.packed = None, None
 
     def __len__(self):
@@ -345,7 +372,7 @@ class TransposedRows(harness.EpochSeeded):
 
     def __getitem__(self, index):
         size = self.config.batch_size
-        return pad_rows(self.epoch_rows()[index * size: (index + 1) * size], self.config.context)
+        return pad_rows(self.epoch_rows()[index * size : (index + 1) * size], self.config.context)
 
 
 def load_lines(corpus: str, data: str | Path | None) -> dict[str, list[music_data.Line]]:
@@ -378,7 +405,7 @@ class KneserNey:
             padded = [PAD] * (max_order - 1) + [int(t) for t in tokens]
             for i in range(max_order, len(padded)):
                 for n in range(1, max_order + 1):
-                    raw[n][tuple(padded[i - n + 1: i])][padded[i]] += 1
+                    raw[n][tuple(padded[i - n + 1 : i])][padded[i]] += 1
         continuation = [defaultdict(Counter) for _ in range(max_order + 1)]
         for n in range(2, max_order + 1):
             for context, following in raw[n].items():
@@ -399,11 +426,13 @@ class KneserNey:
             token, probability = padded[i], 1.0 / VOCAB_SIZE
             for n in range(1, order + 1):
                 tables = self.tables if n == order else self.continuation_tables
-                entry = tables[n].get(tuple(padded[i - n + 1: i]))
+                entry = tables[n].get(tuple(padded[i - n + 1 : i]))
                 if entry is None:  # unseen context: all weight on the shorter one
                     continue
                 following, total, types = entry
-                probability = max(following.get(token, 0) - discount, 0) / total + discount * types / total * probability
+                probability = (
+                    max(following.get(token, 0) - discount, 0) / total + discount * types / total * probability
+                )
             result.append(math.log(probability))
         return np.array(result)
 
@@ -429,18 +458,23 @@ def ngram_baseline(splits: dict[str, list[music_data.Line]], transpose: int) -> 
     _, model, order, discount, augmentation = min(candidates, key=lambda c: c[0])
     log_likelihoods = np.concatenate([model.log_likelihoods(line.tokens, order, discount) for line in splits["test"]])
     nll = -float(log_likelihoods.mean())
-    return {"name": f"interpolated Kneser-Ney {order}-gram (D={discount}, augmentation: {augmentation})",
-            "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3),
-            "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"]),
-            "nll_by_part": nll_by_part(log_likelihoods, splits["test"])}
+    return {
+        "name": f"interpolated Kneser-Ney {order}-gram (D={discount}, augmentation: {augmentation})",
+        "nll": round(nll, 4),
+        "perplexity": round(math.exp(nll), 3),
+        "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"]),
+        "nll_by_part": nll_by_part(log_likelihoods, splits["test"]),
+    }
 
 
 def nll_by_part(log_likelihoods: np.ndarray, lines: list[music_data.Line]) -> dict:
     """Mean NLL over each piece's first line (a chorale's soprano, which hears no part above it) and
     over the lines below it: how much of a model's lead comes from hearing the other parts."""
     first = np.concatenate([np.full(len(line.tokens) - 1, opens) for line, opens in zip(lines, opens_piece(lines))])
-    return {part: round(-float(log_likelihoods[mask].mean()), 4) if mask.any() else None
-            for part, mask in (("first", first), ("below", ~first))}
+    return {
+        part: round(-float(log_likelihoods[mask].mean()), 4) if mask.any() else None
+        for part, mask in (("first", first), ("below", ~first))
+    }
 
 
 def nll_by_kind(log_likelihoods: np.ndarray, lines: list[music_data.Line]) -> dict:
@@ -459,12 +493,12 @@ def model_log_likelihoods(model: keras.Model, lines: list[music_data.Line], batc
     names = [tensor.name for tensor in model.inputs]
     scored = []
     for start in range(0, len(targets), batch_size):
-        batch = {name: values[start: start + batch_size] for name, values in inputs.items() if name in names}
+        batch = {name: values[start : start + batch_size] for name, values in inputs.items() if name in names}
         logits = keras.ops.convert_to_numpy(model(batch, training=False)).astype(np.float64)
         logits -= logits.max(axis=-1, keepdims=True)
         log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-        picked = np.take_along_axis(log_probs, targets[start: start + batch_size, :, None], axis=-1)[..., 0]
-        scored.append(picked[weights[start: start + batch_size] > 0])  # row by row: each line's rows in order
+        picked = np.take_along_axis(log_probs, targets[start : start + batch_size, :, None], axis=-1)[..., 0]
+        scored.append(picked[weights[start : start + batch_size] > 0])  # row by row: each line's rows in order
     return np.concatenate(scored)
 
 
@@ -504,8 +538,8 @@ def longest_shared_runs(samples: list[list[int]], lines: list[music_data.Line], 
                 return runs
             runs = [length if hit else run for hit, run in zip(found, runs)]
             length += 1
-            corpus_hash = corpus_hash[:-1] * base + corpus[length - 1:]
-            sample_hashes = [h[:-1] * base + c[length - 1:] for h, c in zip(sample_hashes, codes)]
+            corpus_hash = corpus_hash[:-1] * base + corpus[length - 1 :]
+            sample_hashes = [h[:-1] * base + c[length - 1 :] for h, c in zip(sample_hashes, codes)]
 
 
 def _spans_separator(corpus: np.ndarray, length: int) -> np.ndarray:
@@ -514,22 +548,31 @@ def _spans_separator(corpus: np.ndarray, length: int) -> np.ndarray:
     return separators[length:] - separators[:-length] > 0
 
 
-def evaluate_model(model: keras.Model, splits: dict, transpose: int, samples: int = COPY_SAMPLES,
-                   bars: int = COPY_BARS) -> dict:
+def evaluate_model(
+    model: keras.Model, splits: dict, transpose: int, samples: int = COPY_SAMPLES, bars: int = COPY_BARS
+) -> dict:
     log_likelihoods = model_log_likelihoods(model, splits["test"])
     nll = -float(log_likelihoods.mean())
     baseline = ngram_baseline(splits, transpose)
-    metrics = {"test_lines": len(splits["test"]), "test_tokens": sum(len(l.tokens) - 1 for l in splits["test"]),
-               "nll": round(nll, 4), "perplexity": round(math.exp(nll), 3),
-               "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"]),
-               "nll_by_part": nll_by_part(log_likelihoods, splits["test"]), "baseline": baseline,
-               "perplexity_vs_baseline": round(math.exp(nll) / baseline["perplexity"] - 1, 4)}
+    metrics = {
+        "test_lines": len(splits["test"]),
+        "test_tokens": sum(len(line.tokens) - 1 for line in splits["test"]),
+        "nll": round(nll, 4),
+        "perplexity": round(math.exp(nll), 3),
+        "nll_by_kind": nll_by_kind(log_likelihoods, splits["test"]),
+        "nll_by_part": nll_by_part(log_likelihoods, splits["test"]),
+        "baseline": baseline,
+        "perplexity_vs_baseline": round(math.exp(nll) / baseline["perplexity"] - 1, 4),
+    }
     if samples:
         songs = Generator(model).sample(default_prefix(), bars, list(range(samples)))
         runs = longest_shared_runs(songs, splits["train"], transpose)
-        metrics["copy_check"] = {"samples": samples, "bars": bars, "seeds": f"0-{samples - 1}",
-                                 "longest_shared_run": {"max": max(runs), "median": float(np.median(runs)),
-                                                        "all": runs}}
+        metrics["copy_check"] = {
+            "samples": samples,
+            "bars": bars,
+            "seeds": f"0-{samples - 1}",
+            "longest_shared_run": {"max": max(runs), "median": float(np.median(runs)), "all": runs},
+        }
     return metrics
 
 
@@ -540,27 +583,17 @@ def default_prefix(bar_length: float = 4.0) -> list[int]:
     return music_data.encode([], bar_length)[:-1]
 
 
-def start_from(model: keras.Model, donor: keras.Model, source: str) -> list[str]:
-    """Copy into `model` the weights of each layer of the same name in `donor` (`--init source`: a
-    shipped tag, a .keras file or a run): pretraining on a large corpus, then fine-tuning on a small
-    one. Layers that the donor lacks (the voice layers, from a one-voice model) keep their fresh start."""
-    donor = {layer.name: layer for layer in donor.layers}
-    copied = []
-    for layer in model.layers:
-        if layer.name not in donor or not layer.weights:
-            continue
-        theirs = donor[layer.name].get_weights()
-        shapes, wanted = [w.shape for w in theirs], [tuple(w.shape) for w in layer.weights]
-        if shapes != wanted:
-            raise BadInput(f"--init {source}: its layer {layer.name} has weights of shapes {shapes}, this preset's "
-                           f"{wanted}; use the preset that model was trained with")
-        layer.set_weights(theirs)
-        copied.append(layer.name)
-    return copied
-
-
-def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          corpus: str, init: str | None) -> dict:
+def train(
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    corpus: str,
+    init: str | None,
+) -> dict:
     config = dataclasses.replace(PRESETS[preset], corpus=corpus, data=str(data) if data else None, init=init)
     donor = load(init, None) if init and not resume else None  # a resumed run restores its own weights
     if donor is not None:
@@ -575,8 +608,10 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
         model = build_model(config)
         if donor is not None:
             print(f"--init {init}: copied " + ", ".join(start_from(model, donor, init)), flush=True)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     valid = line_rows(splits["valid"], config.context)
     harness.fit(run, model, rows, valid, epochs=config.epochs, monitor="val_loss", mode="min")
     best = harness.best_model(run)
@@ -595,41 +630,95 @@ def evaluate(*, weights: str | None, data: Path | None, corpus: str, samples: in
     return evaluate_model(model, load_lines(corpus, data), Config.transpose, samples=samples)
 
 
-def _outputs(output: Path | None, force: bool) -> tuple[Path, Path, Path]:
-    midi = Path(output or "song.mid")
+def song_paths(midi: Path, force: bool) -> tuple[Path, Path, Path]:
+    """The song's MIDI file and the WAV and PNG beside it, all checked before any work."""
+    midi = Path(midi)
     if midi.suffix.lower() not in (".mid", ".midi"):
         raise BadInput(f"{midi}: output must be a .mid file (the .wav and .png are written beside it)")
     return tuple(check_output_path(p, force) for p in (midi, midi.with_suffix(".wav"), midi.with_suffix(".png")))
 
 
-def demo(*, weights: str | None, output: Path | None, force: bool, primer: Path | None, bars: int,
-         temperature: float, top_k: int, seed: int, corpus: str) -> list[dict]:
-    # Every option, input and output is checked before the model is loaded.
-    check_temperature(temperature)
-    midi_path, wav_path, png_path = _outputs(output, force)
-    prefix = default_prefix()
-    if primer is not None:
-        bar_length, parts = music_data.read_midi(primer)
-        prefix = music_data.encode(parts[0], bar_length)[:-1]
-    model = load(weights, corpus)
-    if len(prefix) > model_context(model):
-        raise BadInput(f"{primer}: primer is {len(prefix)} tokens ({len(prefix) // 2} notes and rests), longer than the "
-                       f"model's context of {model_context(model)} tokens; use a shorter primer")
-    song = Generator(model).sample(prefix, bars, [seed], temperature, top_k)[0]
-    bar_length, events = music_data.decode(prefix + song)
-    primer_events = (len(prefix) - 1) // 2
-    title = f"seed {seed}, temperature {temperature}, top-k {top_k or 'all'}" + (f", primer {primer.name}" if primer else "")
-    try:  # three files, each atomic; a failure takes back the ones already written
-        music_data.write_midi(events, bar_length, midi_path, TEMPO, force)
-        renderer = music_data.render_wav(events, midi_path, wav_path, TEMPO, force)
-        music_data.piano_roll(events, bar_length, png_path, title, force)
-    except BaseException:
-        for path in (midi_path, wav_path, png_path):
-            path.unlink(missing_ok=True)
-        raise
-    seconds = sum(d for _, d in events) * 60 / TEMPO
-    return [{"output": str(midi_path), "wav": str(wav_path), "piano_roll": str(png_path), "renderer": renderer,
-             "bars": bars, "primer_events": primer_events, "events": len(events) - primer_events,
-             "seconds": round(seconds, 1),
-             "text": f"{midi_path}, {wav_path} ({renderer}), {png_path}: {bars} bars, "
-                     f"{len(events) - primer_events} new notes and rests, {seconds:.0f} s"}]
+@dataclasses.dataclass
+class Song(api.Result):
+    """A generated song: its tokens (primer included), its sound, its piano roll, and how long it is.
+
+    `save("song.mid")` writes song.mid, song.wav and song.png; the MIDI is `output`.
+    """
+
+    bars: int
+    primer_events: int  # notes and rests taken from the primer
+    events: int  # new notes and rests
+    seconds: float
+    renderer: str  # what made the sound: fluidsynth (General MIDI soundfont) or the NumPy synthesiser
+    wav: str | None = None  # where `save` wrote the audio and the piano roll
+    png: str | None = None
+    # Rich but not displayed (so out of the JSON record): `music_data.decode(tokens)` gives the notes and rests.
+    tokens: list[int] = dataclasses.field(default=None, repr=False, compare=False, metadata={"rich": True})
+    audio: tuple[int, np.ndarray] = api.shown("audio", rich=True)  # (sample rate, int16 samples)
+    piano_roll: Image.Image = api.shown("image", rich=True)
+
+    @property
+    def text(self) -> str:
+        files = f"{self.output}, {self.wav} ({self.renderer}), {self.png}: " if self.output else ""
+        return f"{files}{self.bars} bars, {self.events} new notes and rests, {self.seconds:.0f} s"
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        midi, wav, png = song_paths(Path(path), force)
+        bar_length, events = music_data.decode(self.tokens)
+        # All or nothing: each file is renamed into place only once all three are written.
+        with contextlib.ExitStack() as stack:
+            midi_tmp, wav_tmp, png_tmp = (stack.enter_context(atomic_output(p, force)) for p in (midi, wav, png))
+            music_data.midi_score(events, bar_length, TEMPO).write("midi", fp=str(midi_tmp))
+            music_data.write_wav(wav_tmp, *self.audio)
+            self.piano_roll.save(png_tmp)
+        self.output, self.wav, self.png = str(midi), str(wav), str(png)
+        return midi
+
+
+class Predictor(api.Predictor):
+    """`zoo.load("music", corpus="chorales")`: the melody model trained on that corpus; a call generates
+    one song, seeded (`bars=`, `temperature=`, `top_k=`, `primer=` a MIDI file to continue)."""
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        self.model = load(self.weights, self.options["corpus"])
+        self.generator = Generator(self.model)
+
+    def predict(
+        self, inputs, *, primer: Path | None, bars: int, temperature: float, top_k: int, seed: int, **loaded
+    ) -> Song:
+        if inputs is not None:
+            raise BadInput("music: takes no input; to continue a MIDI file, pass primer=PATH")
+        check_temperature(temperature)
+        prefix = default_prefix()
+        if primer is not None:
+            bar_length, parts = music_data.read_midi(primer)
+            prefix = music_data.encode(parts[0], bar_length)[:-1]
+        if len(prefix) > model_context(self.model):
+            raise BadInput(
+                f"{primer}: primer is {len(prefix)} tokens ({len(prefix) // 2} notes and rests), longer "
+                f"than the model's context of {model_context(self.model)} tokens; use a shorter primer"
+            )
+        tokens = prefix + self.generator.sample(prefix, bars, [seed], temperature, top_k)[0]
+        bar_length, events = music_data.decode(tokens)
+        primer_events = (len(prefix) - 1) // 2
+        title = f"seed {seed}, temperature {temperature}, top-k {top_k or 'all'}" + (
+            f", primer {Path(primer).name}" if primer else ""
+        )
+        sample_rate, samples, renderer = music_data.render_audio(events, bar_length, TEMPO)
+        return Song(
+            bars,
+            primer_events,
+            len(events) - primer_events,
+            round(sum(d for _, d in events) * 60 / TEMPO, 1),
+            renderer,
+            tokens=tokens,
+            audio=(sample_rate, samples),
+            piano_roll=music_data.piano_roll(events, bar_length, title),
+        )
+
+    def output_name(self, source: Path | None) -> str:
+        return "song.mid"
+
+    def target(self, source: Path | None, output: Path | None, many: bool, force: bool) -> Path:
+        return song_paths(output or Path(self.output_name(source)), force)[0]

@@ -49,8 +49,13 @@ from zoo.files import check_input_file, write_text_atomic
 # ------------------------------------------------------------ generated scenes
 
 SHAPES = ("circle", "square", "triangle", "diamond")
-COLOURS = {"red": (215, 40, 40), "green": (40, 175, 60), "blue": (50, 90, 235),
-           "yellow": (230, 205, 40), "purple": (160, 60, 205)}
+COLOURS = {
+    "red": (215, 40, 40),
+    "green": (40, 175, 60),
+    "blue": (50, 90, 235),
+    "yellow": (230, 205, 40),
+    "purple": (160, 60, 205),
+}
 SIZES = {"small": 0.5, "large": 0.9}  # fraction of a grid cell
 HELD_OUT = (("red", "square"), ("green", "triangle"), ("blue", "diamond"), ("yellow", "circle"))
 SCENE_SPLITS = {"train": 1, "val": 2, "test": 3, "unseen": 4}  # split -> seed stream, so splits never share images
@@ -104,9 +109,13 @@ def scene_captions(scene: list[Shape]) -> list[str]:
         return [f"a {x}", f"there is a {x}", f"a single {x}", f"there is one {x}", f"a {x} on its own"]
     a, b = scene
     relation, inverse = ("to the left of", "to the right of") if a.row == b.row else ("above", "below")
-    return [f"a {a.phrase} {relation} a {b.phrase}", f"a {b.phrase} {inverse} a {a.phrase}",
-            f"there is a {a.phrase} {relation} a {b.phrase}", f"there is a {b.phrase} {inverse} a {a.phrase}",
-            f"a {a.phrase} is {relation} a {b.phrase}"]
+    return [
+        f"a {a.phrase} {relation} a {b.phrase}",
+        f"a {b.phrase} {inverse} a {a.phrase}",
+        f"there is a {a.phrase} {relation} a {b.phrase}",
+        f"there is a {b.phrase} {inverse} a {a.phrase}",
+        f"a {a.phrase} is {relation} a {b.phrase}",
+    ]
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
@@ -137,8 +146,9 @@ def render_scene(scene: list[Shape], size: int, rng: np.random.Generator) -> np.
     return np.asarray(canvas.resize((size, size), Image.BOX))
 
 
-def scenes(split: str = "train", count: int = 1000, image_size: int = 48, seed: int = 0
-           ) -> tuple[np.ndarray, list[list[str]]]:
+def scenes(
+    split: str = "train", count: int = 1000, image_size: int = 48, seed: int = 0
+) -> tuple[np.ndarray, list[list[str]]]:
     """`count` generated images (N, size, size, 3) uint8 and their five references each.
 
     The same (split, count, size, seed) always gives the same data, and a larger
@@ -216,11 +226,13 @@ class Tokenizer:
             raise BadInput(f"{path}: not a readable tokenizer file ({type(error).__name__})") from None
         if tuple(lines[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise BadInput(f"{path}: not a tokenizer file (its first lines must be {' '.join(SPECIAL_TOKENS)})")
-        words = lines[len(SPECIAL_TOKENS):]
+        words = lines[len(SPECIAL_TOKENS) :]
         bad = [w for w in words if not w or w != normalize(w) or w in SPECIAL_TOKENS]
         if bad or len(set(words)) != len(words):
-            raise BadInput(f"{path}: not a tokenizer file (empty, repeated or unnormalised word "
-                           f"{(bad or [w for w, n in Counter(words).items() if n > 1])[0]!r})")
+            raise BadInput(
+                f"{path}: not a tokenizer file (empty, repeated or unnormalised word "
+                f"{(bad or [w for w, n in Counter(words).items() if n > 1])[0]!r})"
+            )
         return cls(words)
 
 
@@ -232,7 +244,7 @@ def square_image(rgb: np.ndarray, size: int) -> np.ndarray:
     height, width = rgb.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    crop = Image.fromarray(rgb[top: top + side, left: left + side])
+    crop = Image.fromarray(rgb[top : top + side, left : left + side])
     return np.asarray(crop.resize((size, size), Image.BICUBIC if side < size else Image.BOX))
 
 
@@ -276,8 +288,9 @@ def caption_folder(folder: Path, max_words: int, image_size: int) -> tuple[np.nd
 KARPATHY_FILES = {"flickr8k": "dataset_flickr8k.json", "coco": "dataset_coco.json"}
 
 
-def karpathy_split(dataset: str, split: str, image_size: int, limit: int | None = None
-                   ) -> tuple[np.ndarray, list[list[str]]]:
+def karpathy_split(
+    dataset: str, split: str, image_size: int, limit: int | None = None
+) -> tuple[np.ndarray, list[list[str]]]:
     """Images and references of one Karpathy split ("train" includes COCO's "restval")."""
     if dataset not in KARPATHY_FILES:
         raise BadInput(f"dataset {dataset!r}: expected one of {', '.join(KARPATHY_FILES)}")

@@ -9,6 +9,7 @@ A SOURCE names real data that ships offline, written as a file the way a user wo
     fashion-mnist:CLASS   the first Fashion-MNIST test image of class index CLASS (Debian's package)
     scene:SPLIT:INDEX     a generated captioning scene (zoo.data.captions; SPLIT test or unseen)
     face:NAME             a photo of a known person (zoo.data.faces.packaged_photos)
+    asterisk:WORD         Debian's asterisk prompt of a digit, 0-9 or oh (a WAV, copied as it is)
 
 Cheap: no Keras. Each writer imports only the data module it needs.
 """
@@ -59,17 +60,32 @@ def _face(name: str) -> tuple[np.ndarray, str]:
     return packaged_photos()[name], name
 
 
-SOURCES: dict[str, Callable[..., tuple[np.ndarray, str]]] = {
-    "photo": _photo, "shrunk": _shrunk, "fashion-mnist": _fashion_mnist, "scene": _scene, "face": _face,
+def _asterisk(word: str) -> tuple[bytes, str]:
+    from zoo.data.audio import ASTERISK_DIGITS
+
+    return (ASTERISK_DIGITS / f"{word}.wav").read_bytes(), f"asterisk_{word}.wav"
+
+
+SOURCES: dict[str, Callable[..., tuple[np.ndarray | bytes, str]]] = {
+    "photo": _photo,
+    "shrunk": _shrunk,
+    "fashion-mnist": _fashion_mnist,
+    "scene": _scene,
+    "face": _face,
+    "asterisk": _asterisk,
 }
 
 
 def write_input(source: str, folder: Path) -> Path:
-    """Write one SOURCE as a PNG in `folder`; its path."""
+    """Write one SOURCE in `folder` (pixels as a PNG, a file's bytes as they are); its path."""
     kind, *arguments = source.split(":")
     if kind not in SOURCES:
         raise ZooError(f"example input {source!r}: unknown kind {kind!r} (have: {', '.join(SOURCES)})")
     pixels, stem = SOURCES[kind](*arguments)
+    if isinstance(pixels, bytes):
+        path = Path(folder) / stem
+        path.write_bytes(pixels)
+        return path
     path = Path(folder) / f"{stem}.png"
     Image.fromarray(pixels).save(path)
     return path

@@ -4,7 +4,8 @@
   1.3.0 sdist's tests/test_images, read from the tar.gz without installing it; matplotlib's
   Grace Hopper; scikit-image's astronaut, Eileen Collins) and face-free ones (coffee,
   chelsea the cat, rocket) for counting false detections. Never copied into the repository.
-- `gallery(DIR)`: DIR/<person>/*.jpg, a few photos each.
+- `gallery(DIR)`: DIR/<person>/*.jpg, a few photos each (to enroll, or to train on: the app
+  finds and aligns the faces, `zoo.vision.faces.pipeline.gallery_chips`).
 - `read_pairs(FILE)`: verification pairs, LFW's `pairs.txt` or `a.jpg<TAB>b.jpg<TAB>0|1` lines.
 - `lfw_pairs()`: LFW's 10-fold protocol, through the catalog's hash-checked downloads.
 - `generated_identities(...)`: synthetic "people" (a random smooth pattern each, seen under
@@ -21,14 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.images import IMAGE_SUFFIXES, read_image
+from zoo.data.images import IMAGE_SUFFIXES, image_files
 from zoo.errors import BadInput
 
 FACE_RECOGNITION_SDIST = "face_recognition-1.3.0.tar.gz"
 SDIST_PHOTOS = ("obama", "obama2", "obama3", "biden", "obama_partial_face", "obama_partial_face2")
-PEOPLE = {"obama": "Barack Obama", "obama2": "Barack Obama", "obama3": "Barack Obama", "biden": "Joe Biden",
-          "obama_partial_face": "Barack Obama", "obama_partial_face2": "Barack Obama",
-          "astronaut": "Eileen Collins", "grace_hopper": "Grace Hopper"}
+PEOPLE = {
+    "obama": "Barack Obama",
+    "obama2": "Barack Obama",
+    "obama3": "Barack Obama",
+    "biden": "Joe Biden",
+    "obama_partial_face": "Barack Obama",
+    "obama_partial_face2": "Barack Obama",
+    "astronaut": "Eileen Collins",
+    "grace_hopper": "Grace Hopper",
+}
 FACE_FREE = ("coffee", "chelsea", "rocket")
 
 
@@ -36,8 +44,11 @@ def sdist_path() -> Path | None:
     """The face_recognition 1.3.0 sdist: $ZOO_FACES_SDIST, the cache, or the current folder."""
     from zoo.data.download import cache_dir
 
-    candidates = [os.environ.get("ZOO_FACES_SDIST", ""), cache_dir() / "datasets" / FACE_RECOGNITION_SDIST,
-                  Path(FACE_RECOGNITION_SDIST)]
+    candidates = [
+        os.environ.get("ZOO_FACES_SDIST", ""),
+        cache_dir() / "datasets" / FACE_RECOGNITION_SDIST,
+        Path(FACE_RECOGNITION_SDIST),
+    ]
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
@@ -75,23 +86,7 @@ def packaged_photos(faces: bool = True) -> dict[str, np.ndarray]:
     return photos
 
 
-def write_photo_folder(photos: dict[str, np.ndarray], folder: Path) -> dict[str, Path]:
-    """Save photos as JPEG-free PNGs (lossless) under folder; name -> path. For tests and docs."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, rgb in photos.items():
-        paths[name] = folder / f"{name}.png"
-        Image.fromarray(rgb).save(paths[name])
-    return paths
-
-
 # ------------------------------------------------------------------ galleries
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def gallery(folder: Path) -> dict[str, list[Path]]:
@@ -101,7 +96,7 @@ def gallery(folder: Path) -> dict[str, list[Path]]:
         raise BadInput(f"{folder}: not a folder (expected DIR/<person>/*.jpg)")
     people = {}
     for person in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = image_files(person)
+        photos = image_files(person, recursive=False)
         if not photos:
             raise BadInput(f"{person}: person folder has no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
         people[person.name] = photos
@@ -181,17 +176,3 @@ def generated_identities(people: int, per_person: int, size: int = 32, seed: int
             images.append(np.clip(127.5 + 127.5 * picture, 0, 255).astype(np.uint8))
             labels.append(person)
     return np.stack(images), np.array(labels)
-
-
-def folder_identities(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """DIR/<person>/*.jpg as (images resized to size x size, labels, names), for training."""
-    from PIL import Image
-
-    people = gallery(folder)
-    images, labels = [], []
-    for label, (name, photos) in enumerate(people.items()):
-        for photo in photos:
-            rgb = read_image(photo)
-            images.append(np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR)))
-            labels.append(label)
-    return np.stack(images), np.array(labels), list(people)

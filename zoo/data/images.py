@@ -60,8 +60,10 @@ def open_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             image = Image.open(path)
             width, height = image.size
             if width * height > max_pixels:
-                raise BadInput(f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
-                               f"{max_pixels / 1e6:.0f}-megapixel limit (decompression-bomb guard)")
+                raise BadInput(
+                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                    f"{max_pixels / 1e6:.0f}-megapixel limit (decompression-bomb guard)"
+                )
             image.load()
             return ImageOps.exif_transpose(image)
     except UnidentifiedImageError:
@@ -80,13 +82,15 @@ def read_image(path: Path, mode: str = "RGB", min_side: int = 1, max_pixels: int
     return np.asarray(image)
 
 
-def save_image(array: np.ndarray, path: Path, force: bool = False) -> Path:
-    """Write a uint8 array atomically; the format follows the file's extension."""
+def save_image(array: np.ndarray | Image.Image, path: Path, force: bool = False) -> Path:
+    """Write a uint8 array or a PIL image (saved as it is: no copy) atomically; the format follows the file's
+    extension."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadInput(f"{path}: unknown image extension (use one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    image = array if isinstance(array, Image.Image) else Image.fromarray(np.asarray(array, dtype=np.uint8))
     with atomic_output(path, force) as tmp:
-        Image.fromarray(np.asarray(array, dtype=np.uint8)).save(tmp)
+        image.save(tmp)
     return path
 
 
@@ -123,8 +127,14 @@ def input_image(source, mode: str = "RGB", min_side: int = 1) -> tuple[str, np.n
     if isinstance(source, Image.Image):
         name, image = "<PIL image>", to_mode(source, mode)
     elif isinstance(source, np.ndarray):
-        if source.dtype != np.uint8 or source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
-            raise BadInput(f"array of shape {source.shape} and dtype {source.dtype}: expected HxW or HxWx3 uint8 pixels")
+        if (
+            source.dtype != np.uint8
+            or source.ndim not in (2, 3)
+            or (source.ndim == 3 and source.shape[2] not in (1, 3, 4))
+        ):
+            raise BadInput(
+                f"array of shape {source.shape} and dtype {source.dtype}: expected HxW or HxWx3 uint8 pixels"
+            )
         pixels = source[..., 0] if source.ndim == 3 and source.shape[2] == 1 else source
         name, image = "<array>", to_mode(Image.fromarray(np.ascontiguousarray(pixels)), mode)
     else:

@@ -27,8 +27,18 @@ from zoo.data import catalog
 from zoo.data.images import read_image
 from zoo.errors import BadInput, warn
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -57,7 +67,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
         raise BadInput(f"{path}: not an unsigned-byte idx file")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, _IDX_DTYPES[data[2]], offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
         raise BadInput(f"{path}: idx header says {shape}, file holds {body.size} values")
@@ -91,8 +101,10 @@ def cifar10(split: str = "train") -> LabelledImages:
 def fit_image(image: Image.Image, size: int, background: int = 0) -> np.ndarray:
     """Resize keeping the aspect ratio, then pad to a `size` x `size` square."""
     scale = size / max(image.size)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                           Image.BICUBIC if scale > 1 else Image.LANCZOS)
+    resized = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+        Image.BICUBIC if scale > 1 else Image.LANCZOS,
+    )
     fill = background if image.mode == "L" else (background,) * 3
     square = Image.new(image.mode, (size, size), fill)
     square.paste(resized, ((size - resized.width) // 2, (size - resized.height) // 2))
@@ -128,13 +140,16 @@ def class_folder(folder: Path, size: int = 32) -> LabelledImages:
         if count == 0:
             raise BadInput(f"{class_dir}: class folder has no readable images")
     if skipped:
-        warn(f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}"
-             + (" ..." if len(skipped) > 5 else ""))
+        warn(
+            f"{folder}: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}"
+            + (" ..." if len(skipped) > 5 else "")
+        )
     grey = all(np.array_equal(im[..., 0], im[..., 1]) and np.array_equal(im[..., 0], im[..., 2]) for im in images)
     mode = "L" if grey else "RGB"
     fitted = np.stack([fit_image(Image.fromarray(im).convert(mode), size) for im in images])
-    return LabelledImages(fitted.reshape(len(fitted), size, size, -1), np.array(labels, np.int32),
-                          tuple(p.name for p in classes))
+    return LabelledImages(
+        fitted.reshape(len(fitted), size, size, -1), np.array(labels, np.int32), tuple(p.name for p in classes)
+    )
 
 
 def conform(data: LabelledImages, shape: tuple[int, int, int]) -> LabelledImages:
@@ -143,8 +158,12 @@ def conform(data: LabelledImages, shape: tuple[int, int, int]) -> LabelledImages
     if data.images.shape[1:] == tuple(shape):
         return data
     mode = "L" if channels == 1 else "RGB"
-    fitted = np.stack([fit_image(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert(mode), side)
-                       for image in data.images])
+    fitted = np.stack(
+        [
+            fit_image(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert(mode), side)
+            for image in data.images
+        ]
+    )
     return LabelledImages(fitted.reshape(len(fitted), side, side, channels), data.labels, data.class_names)
 
 

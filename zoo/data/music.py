@@ -32,9 +32,11 @@ tokenised once and cached as JSON in the cache folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
+import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +232,7 @@ def melody_group(events: list[Event], intervals: int = 10) -> str:
     """A key shared by melodies that open alike: their first intervals, repeated notes ignored."""
     pitches = [p for p, _ in events if p is not None]
     pitches = [p for i, p in enumerate(pitches) if i == 0 or p != pitches[i - 1]]
-    return " ".join(str(b - a) for a, b in zip(pitches, pitches[1:intervals + 1]))
+    return " ".join(str(b - a) for a, b in zip(pitches, pitches[1 : intervals + 1]))
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,16 @@ def read_midi(path: Path) -> tuple[float, list[list[Event]]]:
     except Exception as error:  # music21 raises MidiException, IndexError, struct.error ... on bad bytes
         raise BadInput(f"{path}: not a readable MIDI file ({type(error).__name__}: {str(error)[:80]})") from None
     bar_length = bar_length_of(score)
-    lines = [events for events in (part_events(p, bar_length) for p in (score.parts or [score]))
-             if any(pitch is not None for pitch, _ in events)]
+    lines = [
+        events
+        for events in (part_events(p, bar_length) for p in (score.parts or [score]))
+        if any(pitch is not None for pitch, _ in events)
+    ]
     if not lines:
         drums = any(isinstance(n, note.Unpitched) or "Percussion" in type(n).__name__ for n in score.recurse().notes)
-        raise BadInput(f"{path}: drums only; no pitched notes to continue" if drums else f"{path}: MIDI file has no notes")
+        raise BadInput(
+            f"{path}: drums only; no pitched notes to continue" if drums else f"{path}: MIDI file has no notes"
+        )
     return bar_length, lines
 
 
@@ -287,8 +294,11 @@ def folk_files() -> list[str]:
     """The Essen collection's ABC files (its test files left out)."""
     from music21 import corpus
 
-    return sorted(str(p) for p in corpus.getPaths(fileExtensions=("abc",))
-                  if Path(p).parent.name == "essenFolksong" and not Path(p).stem.startswith("test"))
+    return sorted(
+        str(p)
+        for p in corpus.getPaths(fileExtensions=("abc",))
+        if Path(p).parent.name == "essenFolksong" and not Path(p).stem.startswith("test")
+    )
 
 
 def parse_abc(files: list[str]) -> list[Line]:
@@ -333,8 +343,10 @@ def midi_folder(folder: Path) -> list[Line]:
         except BadInput:
             continue
         group = melody_group(parts[0])
-        lines += [Line(str(path.relative_to(folder)), f"part{i}", group, tuple(encode(events, bar_length)))
-                  for i, events in enumerate(parts)]
+        lines += [
+            Line(str(path.relative_to(folder)), f"part{i}", group, tuple(encode(events, bar_length)))
+            for i, events in enumerate(parts)
+        ]
     if not lines:
         raise BadInput(f"{folder}: no MIDI file with pitched notes in it")
     return lines
@@ -356,9 +368,10 @@ def split_lines(lines: list[Line]) -> dict[str, list[Line]]:
 # ------------------------------------------------------------------ writing
 
 
-def write_midi(events: list[Event], bar_length: float, path: Path, tempo: int, force: bool = False) -> Path:
-    """A one-part piano MIDI file, written atomically."""
-    from music21 import instrument, meter, note, stream, tempo as tempo_marks
+def midi_score(events: list[Event], bar_length: float, tempo: int):
+    """A one-part piano music21 score of the events (`.write("midi", fp=...)` writes it)."""
+    from music21 import instrument, meter, note, stream
+    from music21 import tempo as tempo_marks
 
     part = stream.Part()
     part.append(instrument.Piano())
@@ -367,8 +380,13 @@ def write_midi(events: list[Event], bar_length: float, path: Path, tempo: int, f
     part.append(meter.TimeSignature(f"{int(numerator)}/{8 if bar_length % 1 else 4}"))
     for pitch, duration in events:
         part.append(note.Rest(quarterLength=duration) if pitch is None else note.Note(pitch, quarterLength=duration))
+    return stream.Score([part])
+
+
+def write_midi(events: list[Event], bar_length: float, path: Path, tempo: int, force: bool = False) -> Path:
+    """A one-part piano MIDI file, written atomically."""
     with atomic_output(path, force) as tmp:
-        stream.Score([part]).write("midi", fp=str(tmp))
+        midi_score(events, bar_length, tempo).write("midi", fp=str(tmp))
     return path
 
 
@@ -394,44 +412,78 @@ def synthesise(events: list[Event], tempo: int, sample_rate: int = SAMPLE_RATE) 
             tone = sum(np.sin(2 * np.pi * frequency * k * t) / k**2 for k in (1, 2, 3))
             envelope = np.minimum(t / 0.01, 1) * np.exp(-3 * t) * np.clip((length + 0.3 - t) / 0.3, 0, 1)
             first = int(start * sample_rate)
-            audio[first: first + len(t)] += (tone * envelope)[: len(audio) - first]
+            audio[first : first + len(t)] += (tone * envelope)[: len(audio) - first]
         start += length
     peak = np.abs(audio).max(initial=0)
     return (audio / peak * 0.8 * 32767 if peak else audio).astype(np.int16)
 
 
-def render_wav(events: list[Event], midi_path: Path, wav_path: Path, tempo: int, force: bool = False,
-               use_fluidsynth: bool | None = None) -> str:
-    """Render with fluidsynth and the General MIDI soundfont, else the NumPy synthesiser; returns which."""
+def render_audio(
+    events: list[Event], bar_length: float, tempo: int, use_fluidsynth: bool | None = None
+) -> tuple[int, np.ndarray, str]:
+    """(sample rate, int16 samples (N,) or (N, channels), renderer): fluidsynth with the General MIDI
+    soundfont, else the NumPy synthesiser."""
     use_fluidsynth = fluidsynth_available() if use_fluidsynth is None else use_fluidsynth
-    with atomic_output(wav_path, force) as tmp:
-        if use_fluidsynth:
+    if use_fluidsynth:
+        with tempfile.TemporaryDirectory(prefix="zoo-music-") as folder:
+            midi, wav = Path(folder) / "song.mid", Path(folder) / "song.wav"
+            midi_score(events, bar_length, tempo).write("midi", fp=str(midi))
             try:
-                subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-F", str(tmp), "-r", str(SAMPLE_RATE),
-                                str(SOUNDFONT), str(midi_path)], check=True, capture_output=True, timeout=120)
-                return "fluidsynth"
-            except (OSError, subprocess.SubprocessError):  # a broken install: the song still gets its WAV
-                pass
-        with wave.open(str(tmp), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(synthesise(events, tempo).tobytes())
-    return "numpy synthesiser"
+                subprocess.run(
+                    [
+                        "fluidsynth",
+                        "-ni",
+                        "-q",
+                        "-g",
+                        "0.8",
+                        "-F",
+                        str(wav),
+                        "-r",
+                        str(SAMPLE_RATE),
+                        str(SOUNDFONT),
+                        str(midi),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                )
+                return (*read_wav(wav), "fluidsynth")
+            except (OSError, subprocess.SubprocessError, wave.Error, EOFError):
+                pass  # a broken install: the song still gets its sound
+    return SAMPLE_RATE, synthesise(events, tempo), "numpy synthesiser"
 
 
-def piano_roll(events: list[Event], bar_length: float, path: Path, title: str = "", force: bool = False) -> Path:
-    """A PNG of the notes against time in bars, written atomically."""
-    import matplotlib
+def read_wav(path: Path) -> tuple[int, np.ndarray]:
+    """(sample rate, int16 samples (N,) or (N, channels)) of a 16-bit WAV file."""
+    with wave.open(str(path)) as audio:
+        if audio.getsampwidth() != 2:
+            raise wave.Error(f"{path}: {8 * audio.getsampwidth()}-bit samples, expected 16")
+        samples = np.frombuffer(audio.readframes(audio.getnframes()), np.int16)
+        channels, rate = audio.getnchannels(), audio.getframerate()
+    return rate, samples if channels == 1 else samples.reshape(-1, channels)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+
+def write_wav(path: Path, sample_rate: int, samples: np.ndarray) -> None:
+    """16-bit samples (N,) or (N, channels) as a WAV file (callers write it inside `atomic_output`)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.ascontiguousarray(samples, np.int16).tobytes())
+
+
+def piano_roll(events: list[Event], bar_length: float, title: str = ""):
+    """A PIL image of the notes against time in bars."""
+    from matplotlib.figure import Figure  # no pyplot: no backend to switch under a notebook's plots
+    from matplotlib.patches import Rectangle
+    from PIL import Image
 
     starts = np.cumsum([0.0] + [d for _, d in events])[:-1] / bar_length
     notes = [(s, d / bar_length, p) for s, (p, d) in zip(starts, events) if p is not None]
-    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, len(events) / 12)), 3.5))
+    fig = Figure(figsize=(max(6.0, min(24.0, len(events) / 12)), 3.5))
+    ax = fig.subplots()
     for start, width, pitch in notes:
-        ax.add_patch(matplotlib.patches.Rectangle((start, pitch - 0.4), width, 0.8, color="tab:blue"))
+        ax.add_patch(Rectangle((start, pitch - 0.4), width, 0.8, color="tab:blue"))
     pitches = [p for *_, p in notes] or [60]
     ax.set_xlim(0, max(1.0, sum(d for _, d in events) / bar_length))
     ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
@@ -440,7 +492,7 @@ def piano_roll(events: list[Event], bar_length: float, path: Path, title: str = 
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_output(path, force) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=80, format="png")
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")

@@ -42,9 +42,26 @@ def _matplotlib(name: str) -> np.ndarray:
 
 
 _SOURCES = {
-    **{n: _skimage for n in ("astronaut", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
-                             "stereo_motorcycle", "camera", "brick", "grass", "gravel", "moon", "chelsea", "coffee")},
-    "china": _sklearn, "flower": _sklearn,
+    **{
+        n: _skimage
+        for n in (
+            "astronaut",
+            "rocket",
+            "hubble_deep_field",
+            "retina",
+            "immunohistochemistry",
+            "stereo_motorcycle",
+            "camera",
+            "brick",
+            "grass",
+            "gravel",
+            "moon",
+            "chelsea",
+            "coffee",
+        )
+    },
+    "china": _sklearn,
+    "flower": _sklearn,
     "grace_hopper": _matplotlib,
 }
 

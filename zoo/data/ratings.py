@@ -75,8 +75,14 @@ class Ratings:
 
     def subset(self, mask: np.ndarray) -> Ratings:
         """The same users and items (indices unchanged), fewer ratings."""
-        return dataclasses.replace(self, user=self.user[mask], item=self.item[mask], rating=self.rating[mask],
-                                   timestamp=self.timestamp[mask], warnings=[])
+        return dataclasses.replace(
+            self,
+            user=self.user[mask],
+            item=self.item[mask],
+            rating=self.rating[mask],
+            timestamp=self.timestamp[mask],
+            warnings=[],
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +108,10 @@ def default_ratings_file() -> Path:
     """MovieLens-100K from the RecBole wheel: the offline default."""
     folder = recbole_ml100k()
     if folder is None:
-        raise BadInput("MovieLens-100K not found: `pip install --no-deps recbole==1.2.1` (it ships the files), "
-                       "or pass --data PATH to a ratings file (u.data, ratings.dat, ratings.csv, ...)")
+        raise BadInput(
+            "MovieLens-100K not found: `pip install --no-deps recbole==1.2.1` (it ships the files), "
+            "or pass --data PATH to a ratings file (u.data, ratings.dat, ratings.csv, ...)"
+        )
     return folder / "ml-100k.inter"
 
 
@@ -116,8 +124,9 @@ def ratings_file(data: Path | None) -> Path:
         for name in ("ml-100k.inter", "u.data", "ratings.dat", "ratings.csv"):
             if (data / name).exists():
                 return data / name
-        found = sorted(data.glob("*.inter")) or [p for name in ("u.data", "ratings.dat", "ratings.csv")
-                                                  for p in sorted(data.glob(f"*/{name}"))]  # an unpacked zip
+        found = sorted(data.glob("*.inter")) or [
+            p for name in ("u.data", "ratings.dat", "ratings.csv") for p in sorted(data.glob(f"*/{name}"))
+        ]  # an unpacked zip
         if found:
             return found[0]
         raise BadInput(f"{data}: folder holds no ratings file (u.data, ratings.dat, ratings.csv or *.inter)")
@@ -151,8 +160,9 @@ def _column_index(path: Path, header: list[str]) -> dict[str, int]:
         if hits:
             index[role] = hits[0]
         elif role != "timestamp":
-            raise BadInput(f"{path}: no {role} column in header {','.join(header)} "
-                           f"(expected one of: {', '.join(names)})")
+            raise BadInput(
+                f"{path}: no {role} column in header {','.join(header)} (expected one of: {', '.join(names)})"
+            )
     return index
 
 
@@ -183,8 +193,9 @@ def _parse(path: Path, fmt: str):
     users, items, values, times = [], [], [], []
     for number, fields in rows:
         if len(fields) < need:  # extra fields are ignored, as NumPy's parser does with usecols
-            raise BadInput(f"{path}:{number}: malformed row ({len(fields)} fields, expected at least {need}): "
-                           f"{_show(fields)}")
+            raise BadInput(
+                f"{path}:{number}: malformed row ({len(fields)} fields, expected at least {need}): {_show(fields)}"
+            )
         try:
             value = float(fields[columns["rating"]])
         except ValueError:
@@ -233,9 +244,15 @@ def load_ratings(data: Path | None = None, fmt: str = "auto") -> Ratings:
         user_ids, item_ids = _natural(set(users)), _natural(set(items))
         user_of = {u: i for i, u in enumerate(user_ids)}
         item_of = {m: i for i, m in enumerate(item_ids)}
-        ratings = Ratings(user_ids, item_ids, np.array([user_of[u] for u in users], np.int32),
-                          np.array([item_of[m] for m in items], np.int32), np.array(values, np.float32),
-                          np.array(times, np.int64), source=str(path))
+        ratings = Ratings(
+            user_ids,
+            item_ids,
+            np.array([user_of[u] for u in users], np.int32),
+            np.array([item_of[m] for m in items], np.int32),
+            np.array(values, np.float32),
+            np.array(times, np.int64),
+            source=str(path),
+        )
     return _drop_duplicates(ratings)
 
 
@@ -258,8 +275,14 @@ def _parse_numeric(path: Path, fmt: str) -> Ratings | None:
         with open(path, encoding="utf-8", errors="replace") as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": the careful parser says so in one line
             lines = (line.replace("::", "\t") for line in f) if fmt == "dat" else f
-            table = np.loadtxt(lines, delimiter=delimiter, skiprows=skip, usecols=[columns[r] for r in order],
-                               dtype=np.float64, ndmin=2)
+            table = np.loadtxt(
+                lines,
+                delimiter=delimiter,
+                skiprows=skip,
+                usecols=[columns[r] for r in order],
+                dtype=np.float64,
+                ndmin=2,
+            )
     except (ValueError, IndexError):
         return None
     if not len(table) or not np.isfinite(table).all() or (table[:, :2] != np.round(table[:, :2])).any():
@@ -267,8 +290,15 @@ def _parse_numeric(path: Path, fmt: str) -> Ratings | None:
     user_ids, user = np.unique(table[:, 0].astype(np.int64), return_inverse=True)
     item_ids, item = np.unique(table[:, 1].astype(np.int64), return_inverse=True)
     stamps = table[:, 3].astype(np.int64) if len(order) == 4 else np.full(len(table), -1, np.int64)
-    return Ratings([str(u) for u in user_ids], [str(i) for i in item_ids], user.astype(np.int32),
-                   item.astype(np.int32), table[:, 2].astype(np.float32), stamps, source=str(path))
+    return Ratings(
+        [str(u) for u in user_ids],
+        [str(i) for i in item_ids],
+        user.astype(np.int32),
+        item.astype(np.int32),
+        table[:, 2].astype(np.float32),
+        stamps,
+        source=str(path),
+    )
 
 
 def _drop_duplicates(ratings: Ratings) -> Ratings:
@@ -296,8 +326,12 @@ def _year_from_title(title: str) -> tuple[str, int | None]:
 def load_items(ratings_path: Path | str) -> dict[str, ItemInfo]:
     """Titles, years and genres by raw item id, from the metadata file beside the ratings ({} if none)."""
     folder = Path(ratings_path).parent
-    readers = (("ml-100k.item", _recbole_items), ("u.item", _uitem_items), ("movies.dat", _dat_items),
-               ("movies.csv", _csv_items))
+    readers = (
+        ("ml-100k.item", _recbole_items),
+        ("u.item", _uitem_items),
+        ("movies.dat", _dat_items),
+        ("movies.csv", _csv_items),
+    )
     for name, reader in readers:
         if (folder / name).exists():
             return reader(folder / name)
@@ -316,9 +350,27 @@ def _recbole_items(path: Path) -> dict[str, ItemInfo]:
     return out
 
 
-UITEM_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-                "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-                "War", "Western")
+UITEM_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 def _delimited_items(path: Path, separator: str, genres_of) -> dict[str, ItemInfo]:
@@ -335,8 +387,9 @@ def _delimited_items(path: Path, separator: str, genres_of) -> dict[str, ItemInf
 
 def _uitem_items(path: Path) -> dict[str, ItemInfo]:
     """ML-100K's u.item: genres as 19 flags from the sixth field."""
-    return _delimited_items(path, "|", lambda fields: tuple(g for g, flag in zip(UITEM_GENRES, fields[5:])
-                                                            if flag == "1"))
+    return _delimited_items(
+        path, "|", lambda fields: tuple(g for g, flag in zip(UITEM_GENRES, fields[5:]) if flag == "1")
+    )
 
 
 def _dat_items(path: Path) -> dict[str, ItemInfo]:
@@ -350,16 +403,18 @@ def _csv_items(path: Path) -> dict[str, ItemInfo]:
         for row in csv.DictReader(f):
             title, year = _year_from_title(row.get("title", ""))
             genres = row.get("genres", "")
-            out[row.get("movieId", "")] = ItemInfo(title, year, tuple(g for g in genres.split("|") if g and
-                                                                        g != "(no genres listed)"))
+            out[row.get("movieId", "")] = ItemInfo(
+                title, year, tuple(g for g in genres.split("|") if g and g != "(no genres listed)")
+            )
     return out
 
 
 # ------------------------------------------------------------------ generated
 
 
-def write_planted_ratings(path: Path, users: int = 300, items: int = 400, clusters: int = 4, per_user: int = 40,
-                          seed: int = 0) -> Path:
+def write_planted_ratings(
+    path: Path, users: int = 300, items: int = 400, clusters: int = 4, per_user: int = 40, seed: int = 0
+) -> Path:
     """Write a `u.data`-layout file of generated ratings with planted structure (not real people).
 
     Users and items each belong to one of `clusters` tastes. A user rates mostly (90%) items of

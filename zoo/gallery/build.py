@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from PIL import Image, ImageDraw
 
 from zoo import __version__, registry
 from zoo.errors import BadInput
@@ -45,9 +46,12 @@ class AppPage:
         if self.entry is None or not self.spec.metrics:
             return None
         metric = self.spec.metrics[0]
-        return {"metric": metric, "value": self.entry.metrics.get(metric),
-                "baseline": self.entry.baseline.get("metrics", {}).get(metric),
-                "baseline_name": self.entry.baseline.get("name", "")}
+        return {
+            "metric": metric,
+            "value": self.entry.metrics.get(metric),
+            "baseline": self.entry.baseline.get("metrics", {}).get(metric),
+            "baseline_name": self.entry.baseline.get("name", ""),
+        }
 
 
 # ------------------------------------------------------------------- checks
@@ -58,7 +62,9 @@ def check_destination(output: Path, force: bool) -> None:
     if output.exists() and not output.is_dir():
         raise BadInput(f"{output}: exists and is not a folder")
     if output.is_dir() and not (output / MARKER).exists() and not force:
-        raise BadInput(f"{output}: exists and is not a previous gallery (no {MARKER} marker); pass --force to replace it")
+        raise BadInput(
+            f"{output}: exists and is not a previous gallery (no {MARKER} marker); pass --force to replace it"
+        )
 
 
 def check_weights(spec: registry.AppSpec) -> None:
@@ -109,11 +115,13 @@ def curves_of(entry: registry.WeightsEntry) -> Path | None:
 
 
 def default_entry(spec: registry.AppSpec) -> registry.WeightsEntry | None:
-    """The weights entry a demo without --weights uses: the one the registry resolves to."""
+    """The weights entry the first showcase example uses, picked as the registry picks it, without
+    looking at the file (a file built on first use does not exist until the app's demo builds it)."""
     if not spec.weights:
         return None
-    path = registry.resolve_weights(spec.name)
-    return next(e for e in spec.weights if e.path == path)
+    options = spec.typed("demo", spec.examples[0].get("options", {}) if spec.examples else {})
+    selectors = {o.name: options[o.name] for o in spec.parameters("demo") if o.selects_weights}
+    return registry.shipped_entry(spec, **selectors)
 
 
 def app_page(spec: registry.AppSpec, cache: Path, site: Path) -> tuple[AppPage, bool]:
@@ -122,8 +130,8 @@ def app_page(spec: registry.AppSpec, cache: Path, site: Path) -> tuple[AppPage, 
     assets = site / "assets" / spec.name
     assets.mkdir(parents=True)
     record, fresh, curves = None, False, None
-    if entry is not None:
-        folder, record, fresh = outputs.showcase(spec.name, cache)
+    if entry is not None and spec.examples:
+        folder, record, fresh = outputs.showcase(spec, cache)
         shutil.copytree(folder, assets, dirs_exist_ok=True)
         (assets / outputs.RECORD).unlink()
         if kept := curves_of(entry):
@@ -133,21 +141,38 @@ def app_page(spec: registry.AppSpec, cache: Path, site: Path) -> tuple[AppPage, 
 
 
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     environment.globals.update(metric_rows=metric_rows, version=__version__)
     return environment
 
 
+def write_favicon(path: Path) -> None:
+    """The site's icon, a white z on the accent colour: without one, every page served over HTTP
+    makes the browser ask for /favicon.ico and log the 404 in its console."""
+    icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((0, 0, 31, 31), radius=6, fill=(179, 38, 30, 255))
+    draw.line([(8, 9), (23, 9), (8, 23), (23, 23)], fill="white", width=4)
+    icon.save(path, sizes=[(16, 16), (32, 32)])
+
+
 def _write_pages(site: Path, pages: list[AppPage]) -> None:
     environment = _environment()
+    write_favicon(site / "favicon.ico")
     (site / "style.css").write_text((HERE / "style.css").read_text() + "\n" + source.pygments_css() + "\n")
     (site / "index.html").write_text(environment.get_template("index.html").render(pages=pages))
     for page in pages:
         context = {"page": page, "spec": page.spec, "pages": pages}
         (site / f"{page.spec.name}.html").write_text(environment.get_template("app.html").render(**context))
-        (site / f"{page.spec.name}-source.html").write_text(environment.get_template("source.html").render(
-            literate=source.literate(page.spec.module), **context))
+        (site / f"{page.spec.name}-source.html").write_text(
+            environment.get_template("source.html").render(literate=source.literate(page.spec.module), **context)
+        )
 
 
 # -------------------------------------------------------------------- build
@@ -172,9 +197,12 @@ def build(output: Path, force: bool = False) -> dict:
     except BaseException:
         shutil.rmtree(site, ignore_errors=True)
         raise
-    return {"output": str(output), "apps": [p.spec.name for p in pages],
-            "demos_run": [page.spec.name for page, fresh in made if fresh],
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "output": str(output),
+        "apps": [p.spec.name for p in pages],
+        "demos_run": [page.spec.name for page, fresh in made if fresh],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _swap_into_place(site: Path, output: Path) -> None:

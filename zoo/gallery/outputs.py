@@ -1,225 +1,154 @@
-"""What the gallery shows of each app: fresh `zoo demo` outputs on bundled inputs, cached.
+"""What the gallery shows of each app: its predictor's results on the card's examples, cached.
 
-Each app has a `Showcase`: `inputs` writes the bundled inputs into a folder
-(cheap: no Keras) and returns the demo options; `make` runs the demo through
-`registry.call` and returns a record for the page (file names relative to
-its folder, numbers, text). The record and its files are cached under
-`$ZOO_CACHE/gallery/<app>/<key>/`, where the key hashes the input files, the
-options, the card's sha256 of every weights file of the app (which the build
-checks against the files first) and this module's source, so a rebuild that
-changes none of them imports no Keras at all.
+Nothing here names an app. For each of the card's examples (`app.examples`: bundled inputs and
+demo options), `showcase` writes the inputs (`zoo.data.examples.write`), loads the predictor as
+a Python user does (`zoo.load(app, **options)`) and calls it; each result's shown fields
+(`api.shown_kinds`) are written by show kind, as files (image: PNG, images: PNGs, audio: WAV,
+animation: GIF) or as data (labels, text, table), into the record the page is drawn from.
+
+The record and its files are cached under `$ZOO_CACHE/gallery/<app>/<key>/`, where the key
+hashes the card's examples, the input files written from them, the card's sha256 of every
+weights file of the app (which the build checks against the files first), and the source of
+this module, of the app's module and of every zoo module it imports, transitively: a change to
+the app's drawing code makes fresh outputs. A rebuild that changes none of them imports no Keras.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
 import json
+import shlex
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+import wave
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from zoo import registry
+from zoo import api, registry
+from zoo.data import examples
 from zoo.data.download import cache_dir
+from zoo.data.images import IMAGE_SUFFIXES
+from zoo.data.music import write_wav  # 16-bit samples as a WAV file (NumPy only)
 
 RECORD = "record.json"
-CROP = 96  # side, in high-resolution pixels, of the upscale crops shown side by side
+PACKAGE = Path(__file__).resolve().parents[1]  # zoo/
+NOT_CALLED = {"weights", *api.CLI_ONLY}  # chosen at load, or where `zoo demo` writes
+SMALL = 128  # pictures under this many pixels a side are shown enlarged, pixels visible
 
 
-@dataclass(frozen=True)
-class Showcase:
-    inputs: Callable[[Path], dict]  # folder -> demo options (JSON); writes the bundled input files there
-    make: Callable[[Path, Path, dict], dict]  # (inputs folder, output folder, options) -> record for the page
+# ------------------------------------------------------------- shown values
 
 
-def _save(rgb: np.ndarray, path: Path) -> str:
-    Image.fromarray(rgb).save(path)
-    return path.name
+def write_animation(shown: tuple[float, list], path: Path) -> Path:
+    """An animation (`api.display`'s (fps, frames)) as a looping GIF."""
+    fps, frames = shown
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
+    return path
 
 
-# ------------------------------------------------------------------ upscale
+def field_record(name: str, kind: str, value, folder: Path, stem: str) -> dict:
+    """One shown field for the page: its files written in `folder` (named from `stem`), or its data."""
+    shown = api.display(kind, value)
+    record = {"name": name.replace("_", " "), "kind": kind}
+    if kind == "image":
+        shown.save(folder / f"{stem}.png")
+        return {**record, "file": f"{stem}.png", "small": max(shown.size) < SMALL}
+    if kind == "images":
+        files = []
+        for i, (image, caption) in enumerate(shown):
+            image.save(folder / f"{stem}_{i}.png")
+            files.append({"file": f"{stem}_{i}.png", "caption": caption, "small": max(image.size) < SMALL})
+        return {**record, "files": files}
+    if kind == "audio":
+        rate, samples = shown
+        write_wav(folder / f"{stem}.wav", rate, samples)
+        return {**record, "file": f"{stem}.wav", "seconds": round(len(samples) / rate, 2)}
+    if kind == "animation":
+        write_animation(shown, folder / f"{stem}.gif")
+        return {**record, "file": f"{stem}.gif", "small": max(shown[1][0].size) < SMALL}
+    if kind == "labels":
+        return {**record, "labels": sorted(shown.items(), key=lambda item: -item[1])}
+    if kind == "table":
+        headers = list(dict.fromkeys(key for row in shown for key in row))
+        return {**record, "headers": headers, "rows": [[row.get(key, "") for key in headers] for row in shown]}
+    return {**record, "text": shown}
 
 
-def _upscale_inputs(folder: Path) -> dict:
-    """A held-out photo (Chelsea the cat) shrunk 2x with Pillow's bicubic, the degradation the model inverts."""
-    from skimage import data  # one photo of zoo.data.photos' held-out set, without loading the others
-
-    photo = data.chelsea()
-    high = photo[: photo.shape[0] // 2 * 2, : photo.shape[1] // 2 * 2]
-    low = np.asarray(Image.fromarray(high).resize((high.shape[1] // 2, high.shape[0] // 2), Image.BICUBIC))
-    _save(high, folder / "original.png")
-    _save(low, folder / "low.png")
-    return {"scale": 2}
+def input_record(path: Path) -> dict:
+    """How the page shows an input file: a picture, a sound, or a link."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return {"kind": "image", "small": max(Image.open(path).size) < SMALL}
+    if path.suffix.lower() == ".wav":
+        with wave.open(str(path)) as sound:
+            return {"kind": "audio", "seconds": round(sound.getnframes() / sound.getframerate(), 2)}
+    return {"kind": "file"}
 
 
-def _upscale_make(inputs: Path, out: Path, options: dict) -> dict:
-    [result] = registry.call("upscale", "demo", inputs=[inputs / "low.png"], output=out / "model.png", force=True,
-                             scale=options["scale"])
-    high = np.asarray(Image.open(inputs / "original.png"))
-    low = Image.open(inputs / "low.png")
-    size = (high.shape[1], high.shape[0])
-    versions = {"input (pixels enlarged)": np.asarray(low.resize(size, Image.NEAREST)),
-                "bicubic": np.asarray(low.resize(size, Image.BICUBIC)),
-                "model": np.asarray(Image.open(out / "model.png")), "original": high}
-    top, left = high.shape[0] // 2 - CROP // 2, high.shape[1] // 2 - CROP // 2  # the cat's face
-    crops = [{"label": label, "file": _save(np.ascontiguousarray(image[top: top + CROP, left: left + CROP]),
-                                            out / f"crop_{i}.png")}
-             for i, (label, image) in enumerate(versions.items())]
-    shutil.copy(inputs / "low.png", out / "low.png")
-    return {"picture": "model.png", "scale": result["scale"], "input": "low.png", "output": "model.png",
-            "input_size": result["input_size"], "output_size": result["output_size"], "crops": crops}
+def picture(record: dict) -> str | None:
+    """The file the index shows for an app: its first output image or animation, else its first input
+    picture, else the first picture of a row of them."""
+    results = [result for example in record["examples"] for result in example["results"]]
+    fields = [f for result in results for f in result["fields"]]
+    pictures = [f["file"] for f in fields if f["kind"] in ("image", "animation")]
+    pictures += [r["input"]["file"] for r in results if r["input"] and r["input"]["kind"] == "image"]
+    pictures += [f["files"][0]["file"] for f in fields if f["kind"] == "images" and f["files"]]
+    return pictures[0] if pictures else None
 
 
-# ----------------------------------------------------------------- classify
-
-CLASSIFY_EXAMPLES = 4
+# ----------------------------------------------------------------- examples
 
 
-def _classify_inputs(folder: Path) -> dict:
-    """The first Fashion-MNIST test image of a few classes, as the PNG files a user would pass."""
-    from zoo.data.labelled_images import fashion_mnist
-
-    test = fashion_mnist("test")
-    firsts = [int(np.flatnonzero(test.labels == c)[0]) for c in range(0, 10, 10 // CLASSIFY_EXAMPLES)]
-    truth = {}
-    for index in firsts[:CLASSIFY_EXAMPLES]:
-        name = f"test{index:05d}.png"
-        Image.fromarray(test.images[index][:, :, 0]).save(folder / name)
-        truth[name] = test.class_names[test.labels[index]]
-    return {"truth": truth}
+def command(app: str, inputs: list[str], options: dict) -> str:
+    """The `zoo demo` command line of an example, as a user would type it."""
+    words = ["zoo", "demo", app, *inputs]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        words += [] if value is False else [flag] if value is True else [flag, str(value)]
+    return shlex.join(words)
 
 
-def _classify_make(inputs: Path, out: Path, options: dict) -> dict:
-    from zoo.data.images import read_image
-    from zoo.vision import explain  # what `zoo explain classify IMAGE --method integrated-gradients` runs
-
-    names = sorted(options["truth"])
-    results = registry.call("classify", "demo", inputs=[inputs / n for n in names], output=out, force=True,
-                            top=3, explain=True)
-    explainable = explain.load("classify")
-    examples = []
-    for name, result in zip(names, results):
-        shutil.copy(inputs / name, out / name)
-        heatmap, seen, _ = explain.saliency(explainable, read_image(inputs / name), "integrated-gradients")
-        examples.append({"input": name, "gradcam": Path(result["explanation"]).name, "truth": options["truth"][name],
-                         "integrated_gradients": _save(explain.overlay(seen, heatmap), out / f"{Path(name).stem}_ig.png"),
-                         "top": result["top"]})
-    return {"picture": examples[0]["gradcam"], "examples": examples}
+def write_inputs(spec: registry.AppSpec, inputs: Path) -> list[tuple[list[Path], dict]]:
+    """(input files, demo options) of each of the card's examples, its files in a folder of its own (no Keras)."""
+    written = []
+    for i, example in enumerate(spec.examples):
+        (inputs / str(i)).mkdir(parents=True)
+        written.append(examples.write(example, inputs / str(i)))
+    return written
 
 
-# --------------------------------------------------------------- captioning
-
-
-def _captioning_inputs(folder: Path) -> dict:
-    """Generated scenes, one of a seen colour/shape mix and two of the combinations held out of training."""
-    from zoo.data.captions import scenes
-
-    references = {}
-    for split, count in (("test", 1), ("unseen", 2)):
-        images, captions = scenes(split, count=count, image_size=224)
-        for i, (image, refs) in enumerate(zip(images, captions)):
-            name = f"{split}{i}.png"
-            _save(image, folder / name)
-            references[name] = refs[0]
-    return {"references": references}
-
-
-def _captioning_make(inputs: Path, out: Path, options: dict) -> dict:
-    names = sorted(options["references"])
-    results = registry.call("captioning", "demo", inputs=[inputs / n for n in names], output=out, force=True)
-    examples = []
-    for name, result in zip(names, results):
-        shutil.copy(inputs / name, out / name)
-        words = result["caption"].split()
-        maps = [{"word": w, "file": Path(p).name} for w, p in zip(words, result["attention_maps"])]
-        examples.append({"input": name, "caption": result["caption"], "reference": options["references"][name],
-                         "beams": result["beams"], "maps": maps})
-    return {"picture": examples[0]["input"], "examples": examples}
-
-
-# -------------------------------------------------------------------- music
-
-
-def _music_inputs(folder: Path) -> dict:
-    return {"bars": 8, "seed": 0, "temperature": 1.0}
-
-
-def _music_make(inputs: Path, out: Path, options: dict) -> dict:
-    [result] = registry.call("music", "demo", output=out / "song.mid", force=True, **options)
-    return {"picture": "song.png", "midi": "song.mid", "wav": "song.wav", "piano_roll": "song.png",
-            "seconds": result["seconds"], "renderer": result["renderer"], "options": options}
-
-
-# ----------------------------------------------------------------------- rl
-
-
-def _rl_inputs(folder: Path) -> dict:
-    return {"env": "CartPole-v1", "seed": 0}
-
-
-def _rl_make(inputs: Path, out: Path, options: dict) -> dict:
-    [result] = registry.call("rl", "demo", output=out / "episode.gif", force=True, **options)
-    return {"picture": "episode.gif", "gif": "episode.gif", "env": result["env"], "algo": result["algo"],
-            "return": result["return"], "steps": result["steps"], "seed": result["seed"]}
-
-
-# ---------------------------------------------------------------- recommend
-
-RECOMMEND_QUERIES = ({"user": "1"}, {"likes": "Star Wars,Toy Story"}, {"similar_to": "Fargo"})
-
-
-def _recommend_inputs(folder: Path) -> dict:
-    return {"queries": list(RECOMMEND_QUERIES)}
-
-
-def _recommend_make(inputs: Path, out: Path, options: dict) -> dict:
-    lists = []
-    for query in options["queries"]:
-        rows = registry.call("recommend", "demo", top=5, **query)
-        flag, value = next(iter(query.items()))
-        lists.append({"command": f"zoo demo recommend --{flag.replace('_', '-')} '{value}' --top 5",
-                      "lines": [r["text"] for r in rows]})
-    return {"lists": lists}
-
-
-# -------------------------------------------------------------------- faces
-
-
-def _faces_inputs(folder: Path) -> dict:
-    """Two of the photos of known people that ship in wheels (an astronaut, Grace Hopper)."""
-    from zoo.data.faces import packaged_photos
-
-    photos = packaged_photos()
-    for name in ("astronaut", "grace_hopper"):
-        _save(photos[name], folder / f"{name}.png")
-    return {"photos": ["astronaut.png", "grace_hopper.png"]}
-
-
-def _faces_make(inputs: Path, out: Path, options: dict) -> dict:
-    examples = []
-    for name in options["photos"]:
-        target = out / f"{Path(name).stem}_faces.png"
-        results = registry.call("faces", "demo", inputs=[inputs / name], output=target, force=True)
-        found = [f"{r['name']} at {r['box']}" for r in results if r["box"] is not None]
-        examples.append({"output": target.name, "found": found or ["no face found"]})
-    return {"picture": examples[0]["output"], "examples": examples}
-
-
-SHOWCASES = {
-    "upscale": Showcase(_upscale_inputs, _upscale_make),
-    "classify": Showcase(_classify_inputs, _classify_make),
-    "captioning": Showcase(_captioning_inputs, _captioning_make),
-    "music": Showcase(_music_inputs, _music_make),
-    "rl": Showcase(_rl_inputs, _rl_make),
-    "recommend": Showcase(_recommend_inputs, _recommend_make),
-    "faces": Showcase(_faces_inputs, _faces_make),
-}
+def make(spec: registry.AppSpec, written: list[tuple[list[Path], dict]], out: Path) -> dict:
+    """Run every example through the app's predictor, as a Python user would; the record for the page."""
+    at_load = {o.name for o in spec.parameters("demo") if o.at_load}
+    loaded: dict[str, api.Predictor] = {}  # one predictor per choice of load-time options
+    made = []
+    for i, (files, options) in enumerate(written):
+        key = json.dumps({k: v for k, v in options.items() if k in at_load}, sort_keys=True)
+        if key not in loaded:
+            loaded[key] = api.load(spec.name, **options)
+        predictor = loaded[key]
+        # Every per-call option given, the card's default where the example names none: a reused
+        # predictor keeps the options it was loaded with as its call defaults.
+        call = {k: v for k, v in spec.typed("demo", options).items() if k not in at_load | NOT_CALLED}
+        results = predictor([str(f) for f in files], **call) if predictor.takes_inputs else [predictor(**call)]
+        shown_inputs = []
+        for file in files:
+            shutil.copy(file, out / f"ex{i}_{file.name}")
+            shown_inputs.append({"file": f"ex{i}_{file.name}", "name": file.name, **input_record(file)})
+        rows = []
+        for j, result in enumerate(results):
+            fields = [
+                field_record(name, kind, value, out, f"ex{i}_{j}_{name}")
+                for name, kind, value in api.shown_fields(result)
+            ]
+            text = result.text.replace(f"{files[j].parent}/", "") if files else result.text  # not the scratch path
+            rows.append({"input": shown_inputs[j] if shown_inputs else None, "text": text, "fields": fields})
+        made.append({"command": command(spec.name, [f.name for f in files], options), "results": rows})
+    record = {"examples": made}
+    return {**record, "picture": picture(record)}
 
 
 # -------------------------------------------------------------------- cache
@@ -229,14 +158,54 @@ def default_cache() -> Path:
     return cache_dir() / "gallery"
 
 
-def cache_key(app: str, inputs: Path, options: dict) -> str:
-    """sha256 of everything the outputs depend on: inputs, options, weights, this module's code."""
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(json.dumps([app, options], sort_keys=True).encode())
-    for entry in registry.get(app).weights:
+def _module_file(module: str) -> Path | None:
+    """The file of a zoo module, found by path (finding it by import would import its package, maybe Keras)."""
+    parts = module.split(".")
+    if parts[0] != "zoo":
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _with_packages(modules: list[str]) -> list[str]:
+    """The modules and every package above them, whose `__init__` runs when they are imported."""
+    return [".".join(name.split(".")[:n]) for name in modules for n in range(1, name.count(".") + 2)]
+
+
+def source_files(module: str) -> list[Path]:
+    """The module's file and those of every zoo module it imports, transitively (read, not imported)."""
+    found, todo = set(), [file for file in map(_module_file, _with_packages([module])) if file is not None]
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found.add(path)
+        parts = ("zoo",) + path.relative_to(PACKAGE).parent.parts  # the package `from . import x` means
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                above = parts[: len(parts) - node.level + 1] if node.level else ()
+                base = ".".join(above + ((node.module,) if node.module else ()))
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            todo += [file for file in map(_module_file, _with_packages(names)) if file is not None]
+    return sorted(found)
+
+
+def cache_key(spec: registry.AppSpec, inputs: Path) -> str:
+    """sha256 of everything the outputs depend on: examples, inputs, weights, code."""
+    digest = hashlib.sha256(json.dumps([spec.name, spec.examples], sort_keys=True).encode())
+    for path in [Path(__file__).resolve()] + source_files(spec.module):
+        digest.update(path.read_bytes())
+    for entry in spec.weights:
         digest.update(entry.sha256.encode())
-    for path in sorted(inputs.iterdir()):
-        digest.update(path.name.encode() + path.read_bytes())
+    for path in sorted(p for p in inputs.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(inputs)).encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -249,18 +218,17 @@ def _one_builder(app_folder: Path):
         yield
 
 
-def showcase(app: str, cache: Path) -> tuple[Path, dict, bool]:
+def showcase(spec: registry.AppSpec, cache: Path) -> tuple[Path, dict, bool]:
     """(folder, record, fresh): the app's cached outputs, made first if the cache lacks them."""
-    with _one_builder(cache / app), tempfile.TemporaryDirectory(dir=cache / app) as scratch:
+    with _one_builder(cache / spec.name), tempfile.TemporaryDirectory(dir=cache / spec.name) as scratch:
         inputs = Path(scratch) / "inputs"
-        inputs.mkdir()
-        options = SHOWCASES[app].inputs(inputs)
-        folder = cache / app / cache_key(app, inputs, options)
+        written = write_inputs(spec, inputs)
+        folder = cache / spec.name / cache_key(spec, inputs)
         if (folder / RECORD).exists():
             return folder, json.loads((folder / RECORD).read_text()), False
         made = Path(scratch) / "outputs"
         made.mkdir()
-        record = SHOWCASES[app].make(inputs, made, options)
+        record = make(spec, written, made)
         (made / RECORD).write_text(json.dumps(record, indent=2))
         shutil.rmtree(folder, ignore_errors=True)  # a folder without its record is an interrupted one
         made.rename(folder)  # the record arrives with its files, or not at all

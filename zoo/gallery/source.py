@@ -78,16 +78,16 @@ def literate(module: str) -> Literate:
     first = tree.body[0]
     has_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
     start = first.end_lineno if has_docstring else 0  # the docstring is shown as prose, not code
-    rules = [(i, SECTION_RULE.match(line).group("title")) for i, line in enumerate(lines)
-             if SECTION_RULE.match(line)]
+    rules = [(i, SECTION_RULE.match(line).group("title")) for i, line in enumerate(lines) if SECTION_RULE.match(line)]
     bounds = [(start, "imports and constants")] + rules + [(len(lines), "")]
     sections = []
     for (begin, title), (end, _) in zip(bounds, bounds[1:]):
         code = "\n".join(lines[begin:end]).strip("\n")
         if code:
             offset = next(i for i in range(begin, end) if lines[i].strip())
-            sections.append(Section(title, f"s{len(sections)}-{re.sub(r'[^a-z0-9]+', '-', title.lower())}",
-                                    offset + 1, code))
+            sections.append(
+                Section(title, f"s{len(sections)}-{re.sub(r'[^a-z0-9]+', '-', title.lower())}", offset + 1, code)
+            )
     for lineno, name in _top_level_names(tree):
         owner = [s for s in sections if s.first_line <= lineno]
         if owner:

@@ -57,8 +57,10 @@ def check_dense(ratings: Ratings) -> None:
     """The protocols and the ranking model hold (users, items) matrices densely; refuse what cannot fit."""
     cells = ratings.n_users * ratings.n_items
     if cells > MAX_DENSE_CELLS:
-        raise BadInput(f"{ratings.source}: {ratings.n_users:,} users x {ratings.n_items:,} items is too large for "
-                       f"this app's dense matrices (limit {MAX_DENSE_CELLS:,} cells; MovieLens-1M fits, 20M does not)")
+        raise BadInput(
+            f"{ratings.source}: {ratings.n_users:,} users x {ratings.n_items:,} items is too large for "
+            f"this app's dense matrices (limit {MAX_DENSE_CELLS:,} cells; MovieLens-1M fits, 20M does not)"
+        )
 
 
 def interaction_matrix(ratings: Ratings, mask: np.ndarray) -> np.ndarray:
@@ -76,8 +78,15 @@ def rmse_mae(truth: np.ndarray, predicted: np.ndarray) -> dict:
     return {"rmse": round(float(np.sqrt(np.mean(error**2))), 4), "mae": round(float(np.mean(np.abs(error))), 4)}
 
 
-def fit_biases(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int, n_items: int,
-               reg: float = 10.0, sweeps: int = 10) -> tuple[float, np.ndarray, np.ndarray]:
+def fit_biases(
+    user: np.ndarray,
+    item: np.ndarray,
+    rating: np.ndarray,
+    n_users: int,
+    n_items: int,
+    reg: float = 10.0,
+    sweeps: int = 10,
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Global mean + regularised user and item biases by alternating least squares (Koren 2008)."""
     mu = float(rating.mean())
     bu, bi = np.zeros(n_users), np.zeros(n_items)
@@ -90,8 +99,9 @@ def fit_biases(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: 
 def rating_baselines(ratings: Ratings, train: np.ndarray, test: np.ndarray, lo: float, hi: float) -> dict:
     """Global mean and user+item biases, fitted on `train`, scored on `test`."""
     truth = ratings.rating[test]
-    mu, bu, bi = fit_biases(ratings.user[train], ratings.item[train], ratings.rating[train],
-                            ratings.n_users, ratings.n_items)
+    mu, bu, bi = fit_biases(
+        ratings.user[train], ratings.item[train], ratings.rating[train], ratings.n_users, ratings.n_items
+    )
     biased = np.clip(mu + bu[ratings.user[test]] + bi[ratings.item[test]], lo, hi)
     return {"global_mean": rmse_mae(truth, np.full(len(truth), mu)), "biases": rmse_mae(truth, biased)}
 
@@ -129,8 +139,12 @@ def leave_one_out(score_fn, ratings: Ratings, parts: Split, k: int = 10, seeds=L
         rank = (np.take_along_axis(scores, negatives, 1) >= target_scores[:, None]).sum(1)
         hits.append(np.mean(rank < k))
         ndcgs.append(np.mean(np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)))
-    return {f"hr@{k}": round(float(np.mean(hits)), 4), f"ndcg@{k}": round(float(np.mean(ndcgs)), 4),
-            "hr_per_seed": [round(float(h), 4) for h in hits], "negatives": int(negatives.shape[1])}
+    return {
+        f"hr@{k}": round(float(np.mean(hits)), 4),
+        f"ndcg@{k}": round(float(np.mean(ndcgs)), 4),
+        "hr_per_seed": [round(float(h), 4) for h in hits],
+        "negatives": int(negatives.shape[1]),
+    }
 
 
 def full_ranking(score_fn, ratings: Ratings, parts: Split, batch: int = 1024) -> dict:
@@ -140,7 +154,7 @@ def full_ranking(score_fn, ratings: Ratings, parts: Split, batch: int = 1024) ->
     users = np.flatnonzero(held.sum(1) > 0)
     recall20, ndcg20, ndcg10 = [], [], []
     for start in range(0, len(users), batch):
-        chunk = users[start:start + batch]
+        chunk = users[start : start + batch]
         scores = np.asarray(score_fn(train[chunk], chunk), np.float64)
         scores[train[chunk] > 0] = -np.inf
         top = np.argsort(-scores, axis=1, kind="stable")[:, :20]
@@ -168,13 +182,19 @@ def popularity(train: np.ndarray):
     return lambda history, users: np.broadcast_to(counts, history.shape).copy()
 
 
-def ease(train: np.ndarray, l2: float = 500.0):
-    """EASE^R (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019): closed-form item-item weights."""
+def ease_weights(train: np.ndarray, l2: float) -> np.ndarray:
+    """EASE^R (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019): closed-form item-item weights,
+    zero diagonal. The baseline below, and the app's ranking model (truncated by SVD), both use it."""
     gram = train.T.astype(np.float64) @ train
     gram[np.diag_indices_from(gram)] += l2
     inverse = np.linalg.inv(gram)
     weights = -inverse / np.diag(inverse)
-    weights[np.diag_indices_from(weights)] = 0.0
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def ease(train: np.ndarray, l2: float = 500.0):
+    weights = ease_weights(train, l2)
     return lambda history, users: history @ weights
 
 

@@ -32,6 +32,7 @@ seeds) and Recall@20, NDCG@20, NDCG@10 over all items, against popularity, item-
 
     zoo demo recommend --user 42 --top 10
     zoo demo recommend --likes "Star Wars,Fargo,Toy Story" --json
+    zoo.load("recommend")(similar_to="Fargo", top=5).items     # in Python: the ranked rows
     zoo train recommend --model ranking --preset full
     zoo evaluate recommend --model mf
 """
@@ -42,14 +43,13 @@ import dataclasses
 import time
 from pathlib import Path
 
-import click
 import keras
 import numpy as np
 from keras import layers, ops
 
-from zoo import harness, registry
+from zoo import api, harness, registry
 from zoo.data import ratings as ratings_data
-from zoo.errors import BadInput
+from zoo.errors import BadInput, warn
 from zoo.recsys import evaluation as ev
 
 APP = "recommend"
@@ -117,8 +117,14 @@ class BiasedMF(layers.Layer):
         return (user_shape[0],)
 
     def get_config(self):
-        return {**super().get_config(), "users": self.users, "items": self.items, "factors": self.factors,
-                "l2": self.l2, "mean": self.mean}
+        return {
+            **super().get_config(),
+            "users": self.users,
+            "items": self.items,
+            "factors": self.factors,
+            "l2": self.l2,
+            "mean": self.mean,
+        }
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -139,8 +145,13 @@ class ItemItem(layers.Layer):
         return shape
 
     def get_config(self):
-        return {**super().get_config(), "items": self.items, "rank": self.rank, "recency_tau": self.recency_tau,
-                "recency_floor": self.recency_floor}
+        return {
+            **super().get_config(),
+            "items": self.items,
+            "rank": self.rank,
+            "recency_tau": self.recency_tau,
+            "recency_floor": self.recency_floor,
+        }
 
 
 def build_mf(users: list[str], items: list[str], config: Config, mean: float) -> keras.Model:
@@ -152,13 +163,11 @@ def build_mf(users: list[str], items: list[str], config: Config, mean: float) ->
 
 def build_ranking(items: list[str], config: Config) -> keras.Model:
     history = keras.Input((len(items),), name="history")
-    return keras.Model(history, ItemItem(items, config.rank, config.recency_tau, config.recency_floor,
-                                                           name="item_item")(history), name="recommend_ranking")
-
-
-def build_model(config: Config, users: list[str] = ("u",), items: list[str] = ("i",), mean: float = 0.0):
-    return build_mf(list(users), list(items), config, mean) if config.model == "mf" else build_ranking(list(items),
-                                                                                                        config)
+    return keras.Model(
+        history,
+        ItemItem(items, config.rank, config.recency_tau, config.recency_floor, name="item_item")(history),
+        name="recommend_ranking",
+    )
 
 
 def kind_of(model: keras.Model) -> str:
@@ -180,19 +189,15 @@ def core(model: keras.Model):
 
 def ease_low_rank(train: np.ndarray, l2: float, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """EASE's item-item weights B (zero diagonal), truncated by SVD: B ~ E D, E (n, R), D (R, n)."""
-    gram = train.T.astype(np.float64) @ train
-    gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
-    weights = -inverse / np.diag(inverse)
-    np.fill_diagonal(weights, 0.0)
-    left, singular, right = np.linalg.svd(weights)
+    left, singular, right = np.linalg.svd(ev.ease_weights(train, l2))
     rank = min(rank, len(singular))
     root = np.sqrt(singular[:rank])
     return (left[:, :rank] * root).astype(np.float32), (right[:rank] * root[:, None]).astype(np.float32)
 
 
-def recency_history(ratings: ratings_data.Ratings, mask: np.ndarray, tau: float, floor: float,
-                    items: list[str] | None = None) -> np.ndarray:
+def recency_history(
+    ratings: ratings_data.Ratings, mask: np.ndarray, tau: float, floor: float, items: list[str] | None = None
+) -> np.ndarray:
     """(users, items) history: floor + (1 - floor) exp(-age / tau), age 0 = the user's latest rating.
 
     With `items` (a model's ids), columns follow them and items the model lacks are dropped.
@@ -221,8 +226,9 @@ def _columns(data_ids: list[str], model_ids: list[str]) -> np.ndarray:
 
 def scores(model: keras.Model, history: np.ndarray, batch: int = 1024) -> np.ndarray:
     """(users, items) ranking scores, in batches so memory stays bounded."""
-    out = [keras.ops.convert_to_numpy(model(history[s:s + batch], training=False))
-           for s in range(0, len(history), batch)]
+    out = [
+        keras.ops.convert_to_numpy(model(history[s : s + batch], training=False)) for s in range(0, len(history), batch)
+    ]
     return np.concatenate(out) if out else np.zeros((0, history.shape[1]), np.float32)
 
 
@@ -234,7 +240,7 @@ def top_n(model: keras.Model, history: np.ndarray, k: int, batch: int = 1024) ->
     k = min(k, n_items)
     items, values = [], []
     for start in range(0, len(history), batch):
-        chunk = history[start:start + batch]
+        chunk = history[start : start + batch]
         s = scores(model, chunk, batch)
         s[chunk > 0] = -np.inf  # never recommend what the user already rated
         best = np.argpartition(-s, k - 1, axis=1)[:, :k]
@@ -246,7 +252,13 @@ def top_n(model: keras.Model, history: np.ndarray, k: int, batch: int = 1024) ->
 
 def _top_n_faiss(model: keras.Model, history: np.ndarray, k: int):
     """Exact inner-product search over item vectors D^T for user vectors h E; rated items filtered after."""
-    import faiss
+    try:
+        import faiss
+    except ImportError:
+        raise BadInput(
+            f"{history.shape[1]:,} items: top-N above {FAISS_ABOVE:,} items needs the recsys extra: "
+            "pip install 'keras-zoo[recsys]'"
+        ) from None
 
     layer = core(model)
     encoder, decoder = (keras.ops.convert_to_numpy(w) for w in (layer.encoder, layer.decoder))
@@ -267,11 +279,12 @@ def predict_ratings(model: keras.Model, user: np.ndarray, item: np.ndarray, lo: 
     return np.clip(out, lo, hi)
 
 
-def mf_scorer(model: keras.Model, n_items: int):
+def mf_scorer(model: keras.Model):
     """MF as a top-N ranker (predicted rating of every item), for the ranking protocols."""
     layer = core(model)
-    p, q, b_i = (keras.ops.convert_to_numpy(w.embeddings) for w in
-                 (layer.user_factors, layer.item_factors, layer.item_bias))
+    p, q, b_i = (
+        keras.ops.convert_to_numpy(w.embeddings) for w in (layer.user_factors, layer.item_factors, layer.item_bias)
+    )
     return lambda history, users: p[users] @ q.T + b_i[:, 0]
 
 
@@ -281,10 +294,11 @@ def mf_scorer(model: keras.Model, n_items: int):
 def load_data(data: Path | None, fmt: str) -> ratings_data.Ratings:
     ratings = ratings_data.load_ratings(data, fmt)
     for warning in ratings.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        warn(warning)
     if ratings.n_users < 2 or ratings.n_items < 2:
-        raise BadInput(f"{ratings.source}: need at least 2 users and 2 items, found {ratings.n_users} and "
-                       f"{ratings.n_items}")
+        raise BadInput(
+            f"{ratings.source}: need at least 2 users and 2 items, found {ratings.n_users} and {ratings.n_items}"
+        )
     ev.check_dense(ratings)
     return ratings
 
@@ -293,8 +307,10 @@ def check_same_ids(model: keras.Model, ratings: ratings_data.Ratings) -> None:
     """Evaluation indexes data and model alike: their ids must agree."""
     layer = core(model)
     if layer.items != ratings.items or (isinstance(layer, BiasedMF) and layer.users != ratings.users):
-        raise BadInput(f"{ratings.source}: this model was trained on other users or items; evaluate it on "
-                       "its own data (pass the --data it was trained with)")
+        raise BadInput(
+            f"{ratings.source}: this model was trained on other users or items; evaluate it on "
+            "its own data (pass the --data it was trained with)"
+        )
 
 
 def load(weights: str | None, model: str | None) -> keras.Model:
@@ -319,13 +335,24 @@ def fit_mf(run, ratings: ratings_data.Ratings, parts: ev.Split, config: Config) 
     fit_rows, valid_rows = rows[~valid], rows[valid]
     with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
         model = build_mf(ratings.users, ratings.items, config, float(ratings.rating[fit_rows].mean()))
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mean_squared_error",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="mean_squared_error",
+            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        )
     pairs = lambda r: [ratings.user[r], ratings.item[r]]  # noqa: E731
     validation = (pairs(valid_rows), ratings.rating[valid_rows]) if len(valid_rows) else None
-    harness.fit(run, model, pairs(fit_rows), validation, epochs=config.epochs,
-                monitor="val_rmse" if validation else "rmse", mode="min", y=ratings.rating[fit_rows],
-                batch_size=config.batch_size)
+    harness.fit(
+        run,
+        model,
+        pairs(fit_rows),
+        validation,
+        epochs=config.epochs,
+        monitor="val_rmse" if validation else "rmse",
+        mode="min",
+        y=ratings.rating[fit_rows],
+        batch_size=config.batch_size,
+    )
     return harness.best_model(run)
 
 
@@ -339,8 +366,17 @@ def fit_ranking(run, ratings: ratings_data.Ratings, parts: ev.Split, config: Con
     return harness.best_model(run)
 
 
-def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          model: str, format: str) -> dict:
+def train(
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    model: str,
+    format: str,
+) -> dict:
     config = dataclasses.replace(PRESETS[preset], model=model, data=str(data) if data else None, format=format)
     ratings = load_data(data, format)  # before the run directory exists: bad data costs nothing
     run = harness.start_run(f"{APP}-{model}", config, out, resume, seed, epochs)
@@ -363,13 +399,19 @@ def evaluate_model(net: keras.Model, ratings: ratings_data.Ratings, parts: ev.Sp
     if kind_of(net) == "mf":
         test = parts.rating_test
         out = ev.rmse_mae(ratings.rating[test], predict_ratings(net, ratings.user[test], ratings.item[test], lo, hi))
-        out.update(ev.leave_one_out(mf_scorer(net, ratings.n_items), ratings, parts))
+        out.update(ev.leave_one_out(mf_scorer(net), ratings, parts))
         if baselines:
             out["baselines"] = ev.rating_baselines(ratings, parts.train, test, lo, hi)
-            _, _, item_bias = ev.fit_biases(ratings.user[parts.train], ratings.item[parts.train],
-                                            ratings.rating[parts.train], ratings.n_users, ratings.n_items)
-            out["baselines"]["biases"].update(ev.leave_one_out(lambda h, u: np.broadcast_to(
-                item_bias, h.shape).copy(), ratings, parts))
+            _, _, item_bias = ev.fit_biases(
+                ratings.user[parts.train],
+                ratings.item[parts.train],
+                ratings.rating[parts.train],
+                ratings.n_users,
+                ratings.n_items,
+            )
+            out["baselines"]["biases"].update(
+                ev.leave_one_out(lambda h, u: np.broadcast_to(item_bias, h.shape).copy(), ratings, parts)
+            )
         return out
     layer = core(net)
     loo_history = recency_history(ratings, ~parts.loo_test, layer.recency_tau, layer.recency_floor)
@@ -420,9 +462,17 @@ def evaluate(*, weights: str | None, data: Path | None, model: str | None, forma
     check_same_ids(net, ratings)
     parts = ev.split(ratings, SPLIT_SEED)
     started = time.time()
-    out = {"model": kind_of(net), "data": ratings.source, "users": ratings.n_users, "items": ratings.n_items,
-           "ratings": len(ratings), "train": int(parts.train.sum()), "rating_test": int(parts.rating_test.sum()),
-           "loo_test": int(parts.loo_test.sum()), **evaluate_model(net, ratings, parts, baselines=True)}
+    out = {
+        "model": kind_of(net),
+        "data": ratings.source,
+        "users": ratings.n_users,
+        "items": ratings.n_items,
+        "ratings": len(ratings),
+        "train": int(parts.train.sum()),
+        "rating_test": int(parts.rating_test.sum()),
+        "loo_test": int(parts.loo_test.sum()),
+        **evaluate_model(net, ratings, parts, baselines=True),
+    }
     if kind_of(net) == "mf":
         folds = official_folds(Path(ratings.source), PRESETS["full"])
         out["official_folds"] = folds or "u1..u5 fold files not found beside the ratings; skipped"
@@ -443,11 +493,15 @@ def _match_items(query: str, model_ids: list[str], info: dict, popularity: np.nd
     return sorted(hits, key=lambda k: -popularity[k])
 
 
+def _label(item: str, title: str | None, year: int | None) -> str:
+    if title is None:
+        return f"item {item}"
+    return f"{title} ({year})" if year else title
+
+
 def _describe(item: str, info: dict) -> str:
     meta = info.get(item)
-    if meta is None:
-        return f"item {item}"
-    return f"{meta.title} ({meta.year})" if meta.year else meta.title
+    return _label(item, meta and meta.title, meta and meta.year)
 
 
 def _because(history_row: np.ndarray, layer_weights: tuple[np.ndarray, np.ndarray], column: int) -> int:
@@ -458,72 +512,138 @@ def _because(history_row: np.ndarray, layer_weights: tuple[np.ndarray, np.ndarra
     return int(rated[np.argmax(contributions)])
 
 
-def _result_rows(net, history: np.ndarray, top: int, info: dict, because: bool) -> list[dict]:
-    layer = core(net)
-    weights = (keras.ops.convert_to_numpy(layer.encoder), keras.ops.convert_to_numpy(layer.decoder))
-    items, values = top_n(net, history[None], top)
-    rows = []
-    for rank, (column, score) in enumerate(zip(items[0], values[0]), 1):
-        if not np.isfinite(score):
-            break
-        item = layer.items[column]
-        meta = info.get(item)
-        row = {"rank": rank, "item": item, "title": meta.title if meta else None, "year": meta.year if meta else None,
-               "genres": list(meta.genres) if meta else [], "score": round(float(score), 4)}
-        text = f"{rank:2d}. {_describe(item, info)}  score {score:.3f}"
-        if because and (history > 0).any():
-            source = layer.items[_because(history, weights, int(column))]
-            row["because"] = {"item": source, "title": info[source].title if source in info else None}
-            text += f"\n    because you rated {_describe(source, info)}"
-        rows.append({**row, "text": text})
-    return rows
+@dataclasses.dataclass
+class Recommendations(api.Result):
+    """One query's ranked items: a table of flat rows (rank, item, title, year, genres, score, and for a
+    user or a fold-in, `because`: the rated item that contributes most to the score)."""
+
+    heading: str  # what was asked, e.g. "items like Fargo (1996):"
+    user: str | None = None
+    likes: list[str] | None = None  # the item ids --likes matched
+    unmatched: list[str] | None = None  # --likes entries that matched nothing
+    similar_to: str | None = None  # the item id --similar-to matched
+    items: list[dict] = api.shown("table")
+
+    @property
+    def text(self) -> str:
+        lines = [self.heading]
+        for row in self.items:
+            label = _label(row["item"], row["title"], row["year"])
+            lines.append(f"{row['rank']:2d}. {label}  score {row['score']:.3f}")
+            if row.get("because"):
+                lines.append(f"    because you rated {row['because']}")
+        return "\n".join(lines)
 
 
-def demo(*, weights: str | None, user: str | None, top: int, similar_to: str | None, likes: str | None,
-         data: Path | None, format: str) -> list[dict]:
-    given = [name for name, value in (("--user", user), ("--similar-to", similar_to), ("--likes", likes)) if value]
-    if len(given) != 1:
-        raise BadInput("recommend: give exactly one of --user ID, --similar-to ITEM, --likes ITEMS"
-                       + (f" (got {', '.join(given)})" if given else ""))
-    ratings = load_data(data, format)
-    net = load(weights, "ranking" if weights is None else None)
-    if kind_of(net) != "ranking":
-        raise BadInput(f"{weights}: the demo recommends with a ranking model, not an mf one")
-    layer = core(net)
-    info = ratings_data.load_items(ratings.source)
-    history = recency_history(ratings, np.ones(len(ratings), bool), layer.recency_tau, layer.recency_floor,
-                              layer.items)
-    popularity = (history > 0).sum(0)
-    if user is not None:
-        if user not in ratings.users:
-            raise BadInput(f"--user {user}: no such user in {ratings.source} (ids run {ratings.users[0]} to "
-                           f"{ratings.users[-1]})")
-        return _result_rows(net, history[ratings.users.index(user)], top, info, because=True)
-    if similar_to is not None:
-        found = _match_items(similar_to, layer.items, info, popularity)
-        if not found:
-            raise BadInput(f"--similar-to {similar_to}: no item with that id or title")
-        one = np.zeros(len(layer.items), np.float32)
-        one[found[0]] = 1.0
-        header = {"query": layer.items[found[0]], "text": f"items like {_describe(layer.items[found[0]], info)}:"}
-        return [header] + _result_rows(net, one, top, info, because=False)
-    return _fold_in(net, likes, top, info, popularity)
+class Predictor(api.Predictor):
+    """`zoo.load("recommend", data=None, format="auto")`: the ranking model and the ratings it serves, loaded
+    once; a call takes exactly one of `user=`, `likes=` (a new user, folded in without retraining) or
+    `similar_to=`."""
 
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        self.ratings = load_data(self.options["data"], self.options["format"])
+        self.model = load(self.weights, "ranking" if self.weights is None else None)
+        if kind_of(self.model) != "ranking":
+            raise BadInput(f"{self.weights}: the demo recommends with a ranking model, not an mf one")
+        self.layer = core(self.model)
+        self.item_weights = tuple(keras.ops.convert_to_numpy(w) for w in (self.layer.encoder, self.layer.decoder))
+        self.info = ratings_data.load_items(self.ratings.source)
+        self.history = recency_history(
+            self.ratings,
+            np.ones(len(self.ratings), bool),
+            self.layer.recency_tau,
+            self.layer.recency_floor,
+            self.layer.items,
+        )
+        self.popularity = (self.history > 0).sum(0)
 
-def _fold_in(net, likes: str, top: int, info: dict, popularity: np.ndarray) -> list[dict]:
-    """A new user from a few liked items (ids or titles), scored without retraining."""
-    layer = core(net)
-    wanted = [q for q in likes.split(",") if q.strip()]
-    matched = {q: _match_items(q, layer.items, info, popularity) for q in wanted}
-    missing = [q for q, hits in matched.items() if not hits]
-    if len(missing) == len(wanted):
-        raise BadInput(f"--likes {likes}: no item matches (give item ids or title words, comma-separated)")
-    history = np.zeros(len(layer.items), np.float32)
-    for hits in matched.values():
-        if hits:
-            history[hits[0]] = 1.0
-    liked = ", ".join(_describe(layer.items[h[0]], info) for h in matched.values() if h)
-    note = f" (no match for: {', '.join(missing)})" if missing else ""
-    header = {"likes": [layer.items[h[0]] for h in matched.values() if h], "unmatched": missing,
-              "text": f"for someone who likes {liked}{note}:"}
-    return [header] + _result_rows(net, history, top, info, because=True)
+    def predict(
+        self, inputs, *, user: str | None, top: int, similar_to: str | None, likes: str | None, **loaded
+    ) -> Recommendations:
+        if inputs is not None:
+            raise BadInput("recommend: takes no input; call it with user=, likes= or similar_to=")
+        given = [name for name, value in (("--user", user), ("--similar-to", similar_to), ("--likes", likes)) if value]
+        if len(given) != 1:
+            raise BadInput(
+                "recommend: give exactly one of --user ID, --similar-to ITEM, --likes ITEMS"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        ids = self.layer.items
+        if user:
+            if user not in self.ratings.users:
+                raise BadInput(
+                    f"--user {user}: no such user in {self.ratings.source} (ids run "
+                    f"{self.ratings.users[0]} to {self.ratings.users[-1]})"
+                )
+            rows = self._rows(self.history[self.ratings.users.index(user)], top, because=True)
+            return Recommendations(f"for user {user}:", user=user, items=rows)
+        if similar_to:
+            found = _match_items(similar_to, ids, self.info, self.popularity)
+            if not found:
+                raise BadInput(f"--similar-to {similar_to}: no item with that id or title")
+            one = np.zeros(len(ids), np.float32)
+            one[found[0]] = 1.0
+            return Recommendations(
+                f"items like {_describe(ids[found[0]], self.info)}:",
+                similar_to=ids[found[0]],
+                items=self._rows(one, top, because=False),
+            )
+        return self._fold_in(likes, top)
+
+    def exportables(self) -> list:
+        """The scorer: a (N, items) history row (recency-weighted ratings, or 1 for each liked item) -> a score
+        per item; ranking, excluding what the user rated, and the item ids stay with the caller."""
+        from zoo.export import Exportable, batched
+
+        ratings = self.ratings
+        check_same_ids(self.model, ratings)
+        parts = ev.split(ratings, SPLIT_SEED)
+        history = recency_history(ratings, ~parts.loo_test, self.layer.recency_tau, self.layer.recency_floor)
+
+        def hit_rate(run) -> dict:
+            measured = ev.leave_one_out(lambda h, users: batched(run, [history[users]]), ratings, parts)
+            return {k: measured[k] for k in ("hr@10", "ndcg@10")}
+
+        return [Exportable("scorer", self.model, hit_rate, None, {"items": list(self.layer.items)})]
+
+    def _fold_in(self, likes: str, top: int) -> Recommendations:
+        """A new user from a few liked items (ids or titles), scored without retraining."""
+        ids = self.layer.items
+        wanted = [q for q in likes.split(",") if q.strip()]
+        matched = {q: _match_items(q, ids, self.info, self.popularity) for q in wanted}
+        missing = [q for q, hits in matched.items() if not hits]
+        if len(missing) == len(wanted):
+            raise BadInput(f"--likes {likes}: no item matches (give item ids or title words, comma-separated)")
+        liked = [hits[0] for hits in matched.values() if hits]
+        history = np.zeros(len(ids), np.float32)
+        history[liked] = 1.0
+        note = f" (no match for: {', '.join(missing)})" if missing else ""
+        heading = f"for someone who likes {', '.join(_describe(ids[k], self.info) for k in liked)}{note}:"
+        return Recommendations(
+            heading, likes=[ids[k] for k in liked], unmatched=missing, items=self._rows(history, top, because=True)
+        )
+
+    def _rows(self, history: np.ndarray, top: int, because: bool) -> list[dict]:
+        items, values = top_n(self.model, history[None], top)
+        rows = []
+        for rank, (column, score) in enumerate(zip(items[0], values[0]), 1):
+            if not np.isfinite(score):
+                break
+            item = self.layer.items[column]
+            meta = self.info.get(item)
+            row = {
+                "rank": rank,
+                "item": item,
+                "title": meta.title if meta else None,
+                "year": meta.year if meta else None,
+                "genres": list(meta.genres) if meta else [],
+                "score": round(float(score), 4),
+            }
+            if because:
+                source = (
+                    self.layer.items[_because(history, self.item_weights, int(column))] if (history > 0).any() else None
+                )
+                row.update(because_item=source, because=source and _describe(source, self.info))
+            rows.append(row)
+        return rows

@@ -29,10 +29,13 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, observation_size: int, saved: dict[str, np.ndarray] | None = None):
         saved = saved or {}
-        fields = (("observations", (capacity, observation_size), np.float32),
-                  ("next_observations", (capacity, observation_size), np.float32),
-                  ("actions", (capacity,), np.int64), ("rewards", (capacity,), np.float32),
-                  ("terminated", (capacity,), np.float32))
+        fields = (
+            ("observations", (capacity, observation_size), np.float32),
+            ("next_observations", (capacity, observation_size), np.float32),
+            ("actions", (capacity,), np.int64),
+            ("rewards", (capacity,), np.float32),
+            ("terminated", (capacity,), np.float32),
+        )
         self.arrays = {name: saved.get(name, np.zeros(shape, dtype)) for name, shape, dtype in fields}
         self.capacity = capacity
         self.stored = int(saved.get("stored", 0))  # ever added, so the ring position survives a resume
@@ -40,8 +43,13 @@ class ReplayBuffer:
     def add(self, observations, actions, rewards, terminated, next_observations) -> None:
         """One transition per environment of a vector step, overwriting the oldest when full."""
         slots = (self.stored + np.arange(len(actions))) % self.capacity
-        for name, value in (("observations", observations), ("next_observations", next_observations),
-                            ("actions", actions), ("rewards", rewards), ("terminated", terminated)):
+        for name, value in (
+            ("observations", observations),
+            ("next_observations", next_observations),
+            ("actions", actions),
+            ("rewards", rewards),
+            ("terminated", terminated),
+        ):
             self.arrays[name][slots] = value
         self.stored += len(actions)
 
@@ -65,20 +73,36 @@ class Rollout:
     last_observations: np.ndarray
 
 
-def collect_rollout(env, spaces: Spaces, policy: NumpyMLP, observations: np.ndarray, steps: int,
-                    rng: np.random.Generator, record_rewards: RewardSink) -> Rollout:
+def collect_rollout(
+    env,
+    spaces: Spaces,
+    policy: NumpyMLP,
+    observations: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+    record_rewards: RewardSink,
+) -> Rollout:
     """Step the vector env `steps` times from `observations`, sampling actions from `policy`."""
     n = len(observations)
     action_shape = () if spaces.discrete else (spaces.action_size,)
-    rollout = Rollout(np.zeros((steps, n, spaces.observation_size), np.float32),
-                      np.zeros((steps, n, *action_shape), np.float32), np.zeros((steps, n), np.float32),
-                      np.zeros((steps, n), np.float32), [], observations)
+    rollout = Rollout(
+        np.zeros((steps, n, spaces.observation_size), np.float32),
+        np.zeros((steps, n, *action_shape), np.float32),
+        np.zeros((steps, n), np.float32),
+        np.zeros((steps, n), np.float32),
+        [],
+        observations,
+    )
     for t in range(steps):
         actions = sample_actions(spaces, policy(observations), rng)
         next_observations, rewards, terminated, truncated, info = env.step(env_action(spaces, actions))
         done = terminated | truncated
         rollout.observations[t], rollout.actions[t], rollout.rewards[t], rollout.done[t] = (
-            observations, actions, rewards, done)
+            observations,
+            actions,
+            rewards,
+            done,
+        )
         rollout.truncations += [(t, i, info["final_obs"][i]) for i in np.flatnonzero(truncated & ~terminated)]
         record_rewards(rewards, done)
         observations = next_observations.astype(np.float32)

@@ -8,7 +8,7 @@ first `exploration_steps` of training. Discrete actions only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
 
 import keras
 import numpy as np
@@ -18,10 +18,44 @@ from zoo import harness
 from zoo.rl.buffers import ReplayBuffer
 from zoo.rl.envs import Spaces
 from zoo.rl.networks import NumpyMLP
-from zoo.rl.training import Checkpoints, optimizer_arrays, start_envs, start_model
+from zoo.rl.training import AgentConfig, Checkpoints, optimizer_arrays, start_envs, start_model
 
-if TYPE_CHECKING:
-    from zoo.rl.agents import Config
+
+@dataclasses.dataclass
+class DQNConfig(AgentConfig):
+    """DQN's hyper-parameters: the common ones, then the replay buffer's, the target network's, exploration's."""
+
+    algo: str = "dqn"
+    buffer_size: int = 100_000
+    learning_starts: int = 1_000
+    train_every: int = 4  # environment steps between training phases
+    gradient_steps: int = 1  # per training phase
+    target_every: int = 1_000  # environment steps between target-network copies
+    exploration_steps: float = 0.1  # fraction of training over which epsilon falls to its final value
+    final_epsilon: float = 0.05
+
+
+PRESETS = {"quick": DQNConfig(), "full": DQNConfig(steps=1_000_000)}
+
+# RL Baselines3 Zoo's tuned hyper-parameters (hyperparams/dqn.yml), per environment; they replace the
+# preset's defaults. Other environments train with the defaults.
+RECIPES = {
+    "CartPole-v1": dict(
+        envs=1,
+        hidden=(256, 256),
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100_000,
+        learning_starts=1_000,
+        gamma=0.99,
+        train_every=256,
+        gradient_steps=128,
+        target_every=10,
+        exploration_steps=0.16,
+        final_epsilon=0.04,
+        max_grad_norm=10.0,
+    ),
+}
 
 
 def double_dqn_loss(n_actions: int, gamma: float):
@@ -52,16 +86,20 @@ def _target_network(model: keras.Model, saved: dict[str, np.ndarray]) -> NumpyML
     """The target network: a copy of the online one, or the copy saved with the run when resuming."""
     target = _q_network(model)
     if saved:
-        target.steps = [(s[0], saved[f"target_kernel_{i}"], saved[f"target_bias_{i}"]) for i, s in enumerate(target.steps)]
+        target.steps = [
+            (s[0], saved[f"target_kernel_{i}"], saved[f"target_bias_{i}"]) for i, s in enumerate(target.steps)
+        ]
     return target
 
 
 def _target_arrays(target: NumpyMLP) -> dict[str, np.ndarray]:
-    return {**{f"target_kernel_{i}": s[1] for i, s in enumerate(target.steps)},
-            **{f"target_bias_{i}": s[2] for i, s in enumerate(target.steps)}}
+    return {
+        **{f"target_kernel_{i}": s[1] for i, s in enumerate(target.steps)},
+        **{f"target_bias_{i}": s[2] for i, s in enumerate(target.steps)},
+    }
 
 
-def _epsilon(config: Config, step: int) -> float:
+def _epsilon(config: DQNConfig, step: int) -> float:
     return max(config.final_epsilon, 1 - (1 - config.final_epsilon) * step / (config.exploration_steps * config.steps))
 
 
@@ -81,17 +119,30 @@ def _final_observations(next_observations: np.ndarray, done: np.ndarray, info: d
     return final
 
 
-def _train_phase(model: keras.Model, buffer: ReplayBuffer, target: NumpyMLP, config: Config,
-                 rng: np.random.Generator) -> list[float]:
+def _train_phase(
+    model: keras.Model, buffer: ReplayBuffer, target: NumpyMLP, config: DQNConfig, rng: np.random.Generator
+) -> list[float]:
     """`gradient_steps` minibatch updates on replayed transitions; their losses."""
     losses = []
     for _ in range(config.gradient_steps):
         batch = buffer.sample(rng, config.batch_size)
-        y = np.concatenate([batch["actions"][:, None], batch["rewards"][:, None],
-                            1 - batch["terminated"][:, None], target(batch["next_observations"])], axis=1)
-        losses.append(float(model.train_on_batch(
-            np.concatenate([batch["observations"], batch["next_observations"]]),
-            np.concatenate([y, np.zeros_like(y)]).astype(np.float32))))
+        y = np.concatenate(
+            [
+                batch["actions"][:, None],
+                batch["rewards"][:, None],
+                1 - batch["terminated"][:, None],
+                target(batch["next_observations"]),
+            ],
+            axis=1,
+        )
+        losses.append(
+            float(
+                model.train_on_batch(
+                    np.concatenate([batch["observations"], batch["next_observations"]]),
+                    np.concatenate([y, np.zeros_like(y)]).astype(np.float32),
+                )
+            )
+        )
     return losses
 
 
@@ -100,7 +151,8 @@ def _crossed(previous: int, step: int, every: int) -> bool:
     return step // every > previous // every
 
 
-def train_dqn(run: harness.Run, spaces: Spaces, seed: int) -> keras.Model:
+def train(run: harness.Run, spaces: Spaces, seed: int) -> keras.Model:
+    """The DQN loop over `run.config` (a DQNConfig), from the run's last round when resuming."""
     config = run.config
     n = config.envs
     log = Checkpoints(run, spaces, max(n, config.steps // n * n))  # whole vector steps, within the budget
@@ -125,8 +177,12 @@ def train_dqn(run: harness.Run, spaces: Spaces, seed: int) -> keras.Model:
             if _crossed(previous, log.step, config.target_every):
                 target = _q_network(model)
             if log.due():
-                log.save(model, {**buffer.state(), **optimizer_arrays(model), **_target_arrays(target)},
-                         loss=np.mean(losses) if losses else np.nan, epsilon=epsilon)
+                log.save(
+                    model,
+                    {**buffer.state(), **optimizer_arrays(model), **_target_arrays(target)},
+                    loss=np.mean(losses) if losses else np.nan,
+                    epsilon=epsilon,
+                )
                 losses = []
     finally:
         env.close()

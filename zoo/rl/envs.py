@@ -41,13 +41,21 @@ class Spaces:
 def _spaces_of(env_id: str, env: gym.Env) -> Spaces:
     observation, action = env.observation_space, env.action_space
     if not isinstance(observation, FLAT_OBSERVATIONS):
-        raise BadInput(f"{env_id}: observation space {observation} is not supported "
-                       "(the agents' networks take Box, Discrete, MultiDiscrete or MultiBinary observations)")
+        raise BadInput(
+            f"{env_id}: observation space {observation} is not supported "
+            "(the agents' networks take Box, Discrete, MultiDiscrete or MultiBinary observations)"
+        )
     if isinstance(action, spaces.Discrete):
         return Spaces(env_id, int(spaces.flatdim(observation)), True, int(action.n))
     if isinstance(action, spaces.Box) and len(action.shape) == 1:
-        return Spaces(env_id, int(spaces.flatdim(observation)), False, int(action.shape[0]),
-                      tuple(float(x) for x in action.low), tuple(float(x) for x in action.high))
+        return Spaces(
+            env_id,
+            int(spaces.flatdim(observation)),
+            False,
+            int(action.shape[0]),
+            tuple(float(x) for x in action.low),
+            tuple(float(x) for x in action.high),
+        )
     raise BadInput(f"{env_id}: action space {action} is not supported (Discrete or a 1-D Box)")
 
 
@@ -93,8 +101,13 @@ def make_vector_env(env_id: str, count: int, asynchronous: bool = False) -> gym.
     options = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
     if asynchronous:
         options["context"] = "spawn"  # forking a process that runs JAX or TensorFlow threads can deadlock
-    return gym.make_vec(env_id, count, vectorization_mode="async" if asynchronous else "sync", vector_kwargs=options,
-                        wrappers=[gym.wrappers.FlattenObservation])
+    return gym.make_vec(
+        env_id,
+        count,
+        vectorization_mode="async" if asynchronous else "sync",
+        vector_kwargs=options,
+        wrappers=[gym.wrappers.FlattenObservation],
+    )
 
 
 def env_action(spaces_: Spaces, action: np.ndarray) -> np.ndarray:
@@ -138,8 +151,9 @@ def _annotate(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(image)
 
 
-def record_episode(env_id: str, policy: Callable[[np.ndarray], np.ndarray], seed: int,
-                   max_frames: int = 300) -> tuple[list[np.ndarray], float, int, int]:
+def record_episode(
+    env_id: str, policy: Callable[[np.ndarray], np.ndarray], seed: int, max_frames: int = 300
+) -> tuple[list[np.ndarray], float, int, int]:
     """Play one episode and render it, the running return drawn on each frame.
 
     Long episodes keep every k-th frame (k from the episode's step limit, so

@@ -1,13 +1,16 @@
-"""What DQN's and PPO's training loops share: validation rounds, checkpoints, resume, the start of a run.
+"""What DQN's and PPO's training loops share: their configs' common fields, validation rounds,
+checkpoints, resume, the start of a run.
 
-Neither loop is `model.fit`, so they keep the harness's run directory by hand:
-`Checkpoints` logs a row, saves best/last checkpoints and the loop's own state
-(`resume.npz`) every `eval_every` environment steps, and `start_model` /
-`start_envs` pick a run up from that state on --resume.
+Each algorithm's own config (`dqn.DQNConfig`, `ppo.PPOConfig`) extends `AgentConfig` beside its
+loop, as CleanRL keeps each algorithm's arguments in its file. Neither loop is `model.fit`, so
+they keep the harness's run directory by hand: `Checkpoints` logs a row, saves best/last
+checkpoints and the loop's own state (`resume.npz`) every `eval_every` environment steps, and
+`start_model` / `start_envs` pick a run up from that state on --resume.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import keras
@@ -20,6 +23,27 @@ from zoo.rl.envs import Spaces, make_vector_env, run_episodes
 from zoo.rl.networks import build_model, greedy_policy
 
 VALIDATION_SEED = 1_000_000  # checkpoint selection plays other episodes than `zoo evaluate` (seeds 0..)
+
+
+@dataclasses.dataclass
+class AgentConfig:
+    """What every algorithm's config holds: the environment, the budget, the networks, validation rounds.
+
+    `algo` is saved with the run (config.json), so that --resume rebuilds the right config.
+    """
+
+    algo: str
+    env: str = "CartPole-v1"
+    steps: int = 50_000  # environment steps, all environments together
+    envs: int = 8  # environments stepped together
+    async_envs: bool = False  # one process per environment (worth it for slow envs on many cores)
+    hidden: tuple[int, ...] = (64, 64)
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    batch_size: int = 64
+    max_grad_norm: float = 0.5  # gradients are clipped to this global norm
+    eval_every: int = 5_000  # environment steps between validation rounds (and checkpoints)
+    eval_episodes: int = 10
 
 
 class Checkpoints:
@@ -53,12 +77,22 @@ class Checkpoints:
 
     def save(self, model: keras.Model, arrays: dict[str, np.ndarray], **stats) -> None:
         self.round = max(self.round + 1, self.step // self.config.eval_every)
-        returns = run_episodes(self.spaces.env_id, greedy_policy(model, self.spaces), self.config.eval_episodes,
-                               VALIDATION_SEED + 1000 * self.round)
+        returns = run_episodes(
+            self.spaces.env_id,
+            greedy_policy(model, self.spaces),
+            self.config.eval_episodes,
+            VALIDATION_SEED + 1000 * self.round,
+        )
         elapsed = time.time() - self.started
-        row = {"epoch": self.round, "step": self.step, "val_return": returns.mean(),
-               **({"return": np.mean(self.episode_returns[-100:])} if self.episode_returns else {}),
-               **stats, "steps_per_second": (self.step - self.steps_at_start) / max(elapsed, 1e-9), "time": elapsed}
+        row = {
+            "epoch": self.round,
+            "step": self.step,
+            "val_return": returns.mean(),
+            **({"return": np.mean(self.episode_returns[-100:])} if self.episode_returns else {}),
+            **stats,
+            "steps_per_second": (self.step - self.steps_at_start) / max(elapsed, 1e-9),
+            "time": elapsed,
+        }
         self.run.log(row)
         if self.best is None or returns.mean() > self.best:
             self.best = float(returns.mean())
@@ -67,8 +101,11 @@ class Checkpoints:
         with atomic_output(self.run.file("resume.npz"), force=True) as tmp:
             np.savez(tmp, **arrays)
         self.run.save_state(step=self.step, round=self.round, best=self.best, finished=self.step >= self.total_steps)
-        print(f"step {self.step}: validation return {returns.mean():.1f} +- {returns.std():.1f}"
-              + (f", training episodes {row['return']:.1f}" if "return" in row else ""), flush=True)
+        print(
+            f"step {self.step}: validation return {returns.mean():.1f} +- {returns.std():.1f}"
+            + (f", training episodes {row['return']:.1f}" if "return" in row else ""),
+            flush=True,
+        )
 
     def resume_arrays(self) -> dict[str, np.ndarray]:
         if not self.run.resumed or not self.run.file("resume.npz").exists():
@@ -91,10 +128,14 @@ def _restore_optimizer(model: keras.Model, arrays: dict[str, np.ndarray]) -> Non
 def start_model(log: Checkpoints, spaces: Spaces, loss, learning_rate) -> tuple[keras.Model, dict[str, np.ndarray]]:
     """A new model, or the last checkpoint with its optimizer's state when resuming; also the loop's saved arrays."""
     run, config = log.run, log.config
-    model = harness.load_model(run.file("last.keras")) if run.resumed and run.file("last.keras").exists() \
-        else build_model(config, spaces)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-5, global_clipnorm=config.max_grad_norm),
-                  loss=loss)
+    model = (
+        harness.load_model(run.file("last.keras"))
+        if run.resumed and run.file("last.keras").exists()
+        else build_model(config.algo, spaces, config.hidden)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-5, global_clipnorm=config.max_grad_norm), loss=loss
+    )
     saved = log.resume_arrays()
     if saved:
         _restore_optimizer(model, saved)

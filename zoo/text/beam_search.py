@@ -45,8 +45,11 @@ class _Beams:
 
     @classmethod
     def empty(cls, n: int, beam: int, length: int, cells: int) -> _Beams:
-        return cls(np.zeros((n, beam, length), np.int32), np.full((n, beam), -np.inf),
-                   np.zeros((n, beam, length - 1, cells), np.float32))
+        return cls(
+            np.zeros((n, beam, length), np.int32),
+            np.full((n, beam), -np.inf),
+            np.zeros((n, beam, length - 1, cells), np.float32),
+        )
 
 
 def _forbidden(vocab: int, step: int, max_length: int, special: Tokens) -> np.ndarray:
@@ -55,8 +58,17 @@ def _forbidden(vocab: int, step: int, max_length: int, special: Tokens) -> np.nd
     return np.isin(np.arange(vocab), banned)
 
 
-def _advance(beams: _Beams, i: int, candidates: np.ndarray, last_maps: np.ndarray, vocab: int, beam: int,
-             special: Tokens, finished: list[Hypothesis], grown: _Beams) -> None:
+def _advance(
+    beams: _Beams,
+    i: int,
+    candidates: np.ndarray,
+    last_maps: np.ndarray,
+    vocab: int,
+    beam: int,
+    special: Tokens,
+    finished: list[Hypothesis],
+    grown: _Beams,
+) -> None:
     """Image i's best `beam` continuations into `grown`; the ones that end go to `finished`."""
     alive = 0
     for flat in np.argsort(-candidates)[: 2 * beam]:
@@ -77,13 +89,17 @@ def _advance(beams: _Beams, i: int, candidates: np.ndarray, last_maps: np.ndarra
         grown.scores[i] = -np.inf
 
 
-def decode_batch(features: np.ndarray, decoder: Callable, beam: int, max_length: int,
-                 special: Tokens) -> list[list[Hypothesis]]:
+def decode_batch(
+    features: np.ndarray, decoder: Callable, beam: int, max_length: int, special: Tokens
+) -> list[list[Hypothesis]]:
     """The `beam` best captions of each image of a batch of encoded images (n, cells, dim), best first."""
     n, cells = len(features), features.shape[1]
     features = np.repeat(features, beam, axis=0)
-    beams = _Beams(np.full((n, beam, 1), special.start, np.int32), np.full((n, beam), -np.inf),
-                   np.zeros((n, beam, 0, cells), np.float32))
+    beams = _Beams(
+        np.full((n, beam, 1), special.start, np.int32),
+        np.full((n, beam), -np.inf),
+        np.zeros((n, beam, 0, cells), np.float32),
+    )
     beams.scores[:, 0] = 0.0  # the beams start identical: expand only the first
     finished: list[list[Hypothesis]] = [[] for _ in range(n)]
     # Every step feeds all positions, padded, so the compiled decoder sees one shape; the causal

@@ -32,6 +32,7 @@ shipped weights' scores; for Flickr8k, compare with Show, Attend and Tell's
 published BLEU-4 (soft and hard attention).
 
     zoo demo captioning photo.jpg --beam 3 -o maps/    # caption + one attention PNG per word
+    zoo.load("captioning", beam=3)("photo.jpg").save("maps")   # the same in Python
     zoo train captioning --preset quick                 # generated scenes, ~10 CPU minutes
     zoo train captioning --preset flickr8k              # needs the downloads
     zoo evaluate captioning --beam 3
@@ -48,10 +49,10 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image, ImageDraw
 
-from zoo import harness, registry
+from zoo import api, harness, limits, registry
 from zoo.data import captions as caption_data
 from zoo.data.captions import END, PAD, START, Tokenizer
-from zoo.data.images import read_image, save_image
+from zoo.data.images import input_image, save_image
 from zoo.errors import BadInput
 from zoo.files import check_output_path
 from zoo.text.beam_search import Hypothesis, Tokens, decode_batch
@@ -64,6 +65,7 @@ EVALUATION_IMAGES = 500  # per generated test split
 BASELINE_TRAIN_IMAGES = 5000  # training scenes the nearest-neighbour baseline searches
 MAP_SIDE = 224  # attention maps are drawn on the photo at this size
 SPECIAL_TOKENS = Tokens(pad=PAD, start=START, end=END)
+DOMAIN_IMAGES = 2000  # training images whose encoder features the domain check's Gaussian is fitted on
 
 
 @dataclasses.dataclass
@@ -93,9 +95,20 @@ class Config:
 PRESETS = {
     "quick": Config(),  # 600 steps: about 8 minutes on a 2-core CPU
     "full": Config(train_images=20000, epochs=5),
-    "flickr8k": Config(dataset="flickr8k", backbone="efficientnetb0", image_size=224, max_length=24, min_word_count=5,
-                       embed_dim=256, ff_dim=512, heads=8, decoder_layers=3, dropout=0.3, epochs=20,
-                       learning_rate=3e-4),
+    "flickr8k": Config(
+        dataset="flickr8k",
+        backbone="efficientnetb0",
+        image_size=224,
+        max_length=24,
+        min_word_count=5,
+        embed_dim=256,
+        ff_dim=512,
+        heads=8,
+        decoder_layers=3,
+        dropout=0.3,
+        epochs=20,
+        learning_rate=3e-4,
+    ),
 }
 
 
@@ -111,8 +124,11 @@ class LearnedPositions(layers.Layer):
         self.length = length
 
     def build(self, input_shape):
-        self.positions = self.add_weight(shape=(self.length, input_shape[-1]), name="positions",
-                                         initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.positions = self.add_weight(
+            shape=(self.length, input_shape[-1]),
+            name="positions",
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
 
     def call(self, x):
         return x + self.positions[: ops.shape(x)[1]]
@@ -133,8 +149,9 @@ class DecoderBlock(layers.Layer):
         self.dim, self.heads, self.ff_dim, self.dropout = dim, heads, ff_dim, dropout
         self.self_attention = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout, name="self_attention")
         self.cross_attention = layers.MultiHeadAttention(heads, dim // heads, dropout=dropout, name="cross_attention")
-        self.feed_forward = keras.Sequential([layers.Dense(ff_dim, activation="gelu"), layers.Dense(dim),
-                                              layers.Dropout(dropout)], name="feed_forward")
+        self.feed_forward = keras.Sequential(
+            [layers.Dense(ff_dim, activation="gelu"), layers.Dense(dim), layers.Dropout(dropout)], name="feed_forward"
+        )
         self.norms = [layers.LayerNormalization(epsilon=1e-5, name=f"norm{i}") for i in range(3)]
 
     def build(self, words_shape, features_shape):
@@ -147,15 +164,21 @@ class DecoderBlock(layers.Layer):
     def call(self, words, features, training=None):
         h = self.norms[0](words)
         x = words + self.self_attention(h, h, use_causal_mask=True, training=training)
-        attended, scores = self.cross_attention(self.norms[1](x), features, return_attention_scores=True,
-                                                training=training)
+        attended, scores = self.cross_attention(
+            self.norms[1](x), features, return_attention_scores=True, training=training
+        )
         x = x + attended
         x = x + self.feed_forward(self.norms[2](x), training=training)
         return x, ops.mean(scores, axis=1)
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "heads": self.heads, "ff_dim": self.ff_dim,
-                "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "dim": self.dim,
+            "heads": self.heads,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout,
+        }
 
 
 def small_cnn(image):
@@ -163,8 +186,14 @@ def small_cnn(image):
     x = layers.Rescaling(1 / 255.0)(image)
     for stage, (filters, kernel) in enumerate(((32, 5), (64, 3), (128, 3))):
         for i, stride in enumerate((2, 1)):
-            x = layers.Conv2D(filters, kernel if i == 0 else 3, strides=stride, padding="same", use_bias=False,
-                              name=f"conv{stage}_{i}")(x)
+            x = layers.Conv2D(
+                filters,
+                kernel if i == 0 else 3,
+                strides=stride,
+                padding="same",
+                use_bias=False,
+                name=f"conv{stage}_{i}",
+            )(x)
             x = layers.BatchNormalization(name=f"bn{stage}_{i}")(x)
             x = layers.ReLU()(x)
     return x
@@ -194,17 +223,20 @@ class HubBackbone:
         try:
             self.layer = layers.TFSMLayer(hub.resolve(handle), call_endpoint="serving_default", name="hub_backbone")
         except Exception as error:
-            raise BadInput(f"hub:{handle}: not a SavedModel with a serving_default signature "
-                           f"({type(error).__name__}: {str(error)[:100]})") from None
+            raise BadInput(
+                f"hub:{handle}: not a SavedModel with a serving_default signature "
+                f"({type(error).__name__}: {str(error)[:100]})"
+            ) from None
         self.handle = handle
 
     def __call__(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """RGB images in [0, 255] -> the backbone's features for images in [0, 1]."""
         batches = []
         for start in range(0, len(images), batch_size):
-            features = self.layer(images[start: start + batch_size].astype(np.float32) / 255.0)
-            batches.append(ops.convert_to_numpy(next(iter(features.values())) if isinstance(features, dict)
-                                                else features))
+            features = self.layer(images[start : start + batch_size].astype(np.float32) / 255.0)
+            batches.append(
+                ops.convert_to_numpy(next(iter(features.values())) if isinstance(features, dict) else features)
+            )
         return np.concatenate(batches)
 
 
@@ -238,11 +270,14 @@ def build_encoder(config: Config) -> keras.Model:
         elif config.backbone in backbones.APPLICATIONS:
             grid = application_features(config.backbone, inputs)
         else:
-            raise BadInput(f"--backbone {config.backbone}: expected cnn, {', '.join(backbones.APPLICATIONS)} "
-                           "or hub:HANDLE_OR_PATH")
+            raise BadInput(
+                f"--backbone {config.backbone}: expected cnn, {', '.join(backbones.APPLICATIONS)} or hub:HANDLE_OR_PATH"
+            )
     if len(grid.shape) not in (2, 4) or None in grid.shape[1:]:
-        raise BadInput(f"--backbone {config.backbone}: gives features of shape {grid.shape}; "
-                       "expected a fixed-size (height, width, channels) map or a vector")
+        raise BadInput(
+            f"--backbone {config.backbone}: gives features of shape {grid.shape}; "
+            "expected a fixed-size (height, width, channels) map or a vector"
+        )
     cells = grid.shape[1] * grid.shape[2] if len(grid.shape) == 4 else 1
     x = layers.Reshape((cells, grid.shape[-1]), name="grid_to_sequence")(grid)
     x = layers.Dense(config.embed_dim, name="project")(x)
@@ -259,8 +294,9 @@ def build_decoder(config: Config, cells: int) -> keras.Model:
     x = LearnedPositions(config.max_length, name="token_positions")(x)
     x = layers.Dropout(config.dropout)(x)
     for i in range(config.decoder_layers):
-        x, attention = DecoderBlock(config.embed_dim, config.heads, config.ff_dim, config.dropout,
-                                    name=f"block{i}")(x, features)
+        x, attention = DecoderBlock(config.embed_dim, config.heads, config.ff_dim, config.dropout, name=f"block{i}")(
+            x, features
+        )
     x = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     logits = layers.Dense(config.vocab_size, name="logits")(x)
     return keras.Model([features, tokens], [logits, attention], name="decoder")
@@ -300,7 +336,7 @@ class CaptionBatches(harness.EpochSeeded):
 
     def __getitem__(self, index):
         rng = self.rng(index)
-        rows = self.shuffled(len(self.images))[index * self.batch_size: (index + 1) * self.batch_size]
+        rows = self.shuffled(len(self.images))[index * self.batch_size : (index + 1) * self.batch_size]
         choice = rng.integers(self.token_sets.shape[1], size=len(rows))
         sequences = self.token_sets[rows, choice]
         return (self.images[rows].astype(np.float32), sequences[:, :-1]), sequences[:, 1:]
@@ -308,8 +344,9 @@ class CaptionBatches(harness.EpochSeeded):
 
 def encode_references(tokenizer: Tokenizer, references: list[list[str]], length: int, count: int) -> np.ndarray:
     """(images, count, length) token ids; an image with fewer references repeats them in turn."""
-    return np.stack([np.stack([tokenizer.encode(refs[i % len(refs)], length) for i in range(count)])
-                     for refs in references])
+    return np.stack(
+        [np.stack([tokenizer.encode(refs[i % len(refs)], length) for i in range(count)]) for refs in references]
+    )
 
 
 def training_splits(config: Config, max_words: int) -> tuple[tuple, tuple]:
@@ -321,20 +358,25 @@ def training_splits(config: Config, max_words: int) -> tuple[tuple, tuple]:
         held = max(1, len(images) // 10)
         return (images[:-held], references[:-held]), (images[-held:], references[-held:])
     if config.dataset == "scenes":
-        return (caption_data.scenes("train", config.train_images, config.image_size),
-                caption_data.scenes("val", config.val_images, config.image_size))
+        return (
+            caption_data.scenes("train", config.train_images, config.image_size),
+            caption_data.scenes("val", config.val_images, config.image_size),
+        )
     check_dataset(config.dataset)
     return tuple(caption_data.karpathy_split(config.dataset, s, config.image_size) for s in ("train", "val"))
 
 
-def test_splits(dataset: str, data: Path | None, image_size: int, max_words: int,
-                count: int = EVALUATION_IMAGES) -> dict[str, tuple]:
+def test_splits(
+    dataset: str, data: Path | None, image_size: int, max_words: int, count: int = EVALUATION_IMAGES
+) -> dict[str, tuple]:
     """Named test splits: seen and unseen combinations for scenes, else one "test" split."""
     if data:
         return {"test": caption_data.caption_folder(Path(data), max_words, image_size)}
     if dataset == "scenes":
-        return {"seen": caption_data.scenes("test", count, image_size),
-                "unseen": caption_data.scenes("unseen", count, image_size)}
+        return {
+            "seen": caption_data.scenes("test", count, image_size),
+            "unseen": caption_data.scenes("unseen", count, image_size),
+        }
     check_dataset(dataset)
     return {"test": caption_data.karpathy_split(dataset, "test", image_size)}
 
@@ -361,17 +403,23 @@ def _hub_layer(model: keras.Model) -> HubFeatures | None:
 
 def model_inputs(model: keras.Model, images: np.ndarray, backbone: str | None = None) -> np.ndarray:
     """What the model takes for these images: the images, or their features from the hub backbone."""
+    return input_encoder(model, backbone)(images)
+
+
+def input_encoder(model: keras.Model, backbone: str | None = None):
+    """The function from images to what the model takes: none, or the hub backbone its weights were trained on."""
     hub = _hub_layer(model)
     if hub is None:
-        return images
+        return lambda images: images
     if not backbone or not backbone.startswith("hub:"):
-        raise BadInput(f"this model reads features of hub:{hub.handle}; pass --backbone hub:{hub.handle} "
-                       "to run that SavedModel (Keras's safe mode will not run it from the weights file)")
-    return HubBackbone(backbone[4:])(images)
+        raise BadInput(
+            f"this model reads features of hub:{hub.handle}; pass --backbone hub:{hub.handle} "
+            "to run that SavedModel (Keras's safe mode will not run it from the weights file)"
+        )
+    return HubBackbone(backbone[4:])
 
 
-def beam_search(model: keras.Model, images: np.ndarray, beam: int = 3,
-                batch_size: int = 64) -> list[list[Hypothesis]]:
+def beam_search(model: keras.Model, images: np.ndarray, beam: int = 3, batch_size: int = 64) -> list[list[Hypothesis]]:
     """The `beam` most probable captions of each image, best first; beam=1 is greedy decoding.
 
     Images are decoded `batch_size` at a time, all their beams in one decoder call per step.
@@ -380,10 +428,35 @@ def beam_search(model: keras.Model, images: np.ndarray, beam: int = 3,
     max_length = model_limits(model)[1]
     results = []
     for start in range(0, len(images), batch_size):
-        features = ops.convert_to_numpy(encoder(images[start: start + batch_size].astype(np.float32), training=False))
-        results += decode_batch(features, lambda f, t: decoder.predict_on_batch([f, t]), beam, max_length,
-                                SPECIAL_TOKENS)
+        features = ops.convert_to_numpy(encoder(images[start : start + batch_size].astype(np.float32), training=False))
+        results += decode_batch(
+            features, lambda f, t: decoder.predict_on_batch([f, t]), beam, max_length, SPECIAL_TOKENS
+        )
     return results
+
+
+def encoder_features(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The encoder's grid of features, averaged over the grid: one vector per image (the domain check's)."""
+    encoder = model.get_layer("encoder")
+    return np.concatenate(
+        [
+            ops.convert_to_numpy(
+                ops.mean(encoder(images[start : start + batch_size].astype(np.float32), training=False), axis=1)
+            )
+            for start in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def fit_limits(model: keras.Model, train_inputs: np.ndarray, val_inputs: np.ndarray) -> limits.ModelLimits:
+    """The domain check (zoo.limits): one Gaussian of the encoder features of training images, its
+    threshold on validation images. Captions have no classes to calibrate: the temperature stays 1."""
+    train_inputs = train_inputs[:DOMAIN_IMAGES]
+    return limits.ModelLimits.fit(
+        encoder_features(model, train_inputs),
+        np.zeros(len(train_inputs), np.int64),
+        encoder_features(model, val_inputs),
+    )
 
 
 def caption_images(model: keras.Model, tokenizer: Tokenizer, images: np.ndarray, beam: int) -> list[str]:
@@ -407,32 +480,48 @@ def attention_map(photo: np.ndarray, weights: np.ndarray, word: str) -> np.ndarr
 # --------------------------------------------------------------- evaluation
 
 
-def nearest_neighbour_captions(train_images: np.ndarray, train_references: list[list[str]],
-                               images: np.ndarray, side: int = 16) -> list[str]:
+def nearest_neighbour_captions(
+    train_images: np.ndarray, train_references: list[list[str]], images: np.ndarray, side: int = 16
+) -> list[str]:
     """The baseline: each image gets the first caption of the training image nearest in side x side pixels."""
+
     def pixels(batch):
-        return np.stack([np.asarray(Image.fromarray(i).resize((side, side), Image.BOX)) for i in batch]
-                        ).reshape(len(batch), -1).astype(np.float32)
+        return (
+            np.stack([np.asarray(Image.fromarray(i).resize((side, side), Image.BOX)) for i in batch])
+            .reshape(len(batch), -1)
+            .astype(np.float32)
+        )
 
     train, query = pixels(train_images), pixels(images)
     distances = (query**2).sum(1)[:, None] - 2 * query @ train.T + (train**2).sum(1)[None]
     return [train_references[j][0] for j in distances.argmin(axis=1)]
 
 
-def score_splits(model: keras.Model, tokenizer: Tokenizer, splits: dict, beam: int, backbone: str | None = None
-                 ) -> dict:
+def score_splits(
+    model: keras.Model, tokenizer: Tokenizer, splits: dict, beam: int, backbone: str | None = None
+) -> dict:
     """BLEU-1..4 and CIDEr-D of the model's captions on each split."""
-    return {name: {**caption_scores(caption_images(model, tokenizer, model_inputs(model, images, backbone), beam),
-                                    [[caption_data.normalize(r) for r in refs] for refs in references]),
-                   "images": len(images)}
-            for name, (images, references) in splits.items()}
+    return {
+        name: {
+            **caption_scores(
+                caption_images(model, tokenizer, model_inputs(model, images, backbone), beam),
+                [[caption_data.normalize(r) for r in refs] for refs in references],
+            ),
+            "images": len(images),
+        }
+        for name, (images, references) in splits.items()
+    }
 
 
 def scene_baseline(splits: dict, image_size: int) -> dict:
     train_images, train_references = caption_data.scenes("train", BASELINE_TRAIN_IMAGES, image_size)
-    return {"name": f"nearest neighbour ({BASELINE_TRAIN_IMAGES} training scenes, 16x16 pixels)",
-            **{name: caption_scores(nearest_neighbour_captions(train_images, train_references, images), references)
-               for name, (images, references) in splits.items()}}
+    return {
+        "name": f"nearest neighbour ({BASELINE_TRAIN_IMAGES} training scenes, 16x16 pixels)",
+        **{
+            name: caption_scores(nearest_neighbour_captions(train_images, train_references, images), references)
+            for name, (images, references) in splits.items()
+        },
+    }
 
 
 def tokenizer_beside(weights: Path) -> Path:
@@ -459,15 +548,19 @@ def load(weights: str | Path | None, tokenizer: Path | None) -> tuple[keras.Mode
 # ---------------------------------------------------------- CLI entry points
 
 
-def run_training(config: Config, out: Path | None = None, resume: bool = False, seed: int = 0,
-                 epochs: int | None = None) -> dict:
+def run_training(
+    config: Config, out: Path | None = None, resume: bool = False, seed: int = 0, epochs: int | None = None
+) -> dict:
     """Train, keep the best checkpoint by validation loss, and score it on the test splits."""
     run = harness.start_run(APP, config, out, resume, seed, epochs) if resume else None
     config = run.config if run else config
     max_words = config.max_length - 2
     (train_images, train_references), (val_images, val_references) = training_splits(config, max_words)
-    tests = ({"val": (val_images, val_references)} if config.data else
-             test_splits(config.dataset, None, config.image_size, max_words, config.test_images))
+    tests = (
+        {"val": (val_images, val_references)}
+        if config.data
+        else test_splits(config.dataset, None, config.image_size, max_words, config.test_images)
+    )
     if run:
         tokenizer = Tokenizer.load(run.file(TOKENIZER_FILE))
     else:
@@ -481,79 +574,188 @@ def run_training(config: Config, out: Path | None = None, resume: bool = False, 
     # A hub backbone is frozen and outside the model: its features are computed once, here.
     train_images, val_images = (model_inputs(model, x, config.backbone) for x in (train_images, val_images))
     references_per_image = max(len(r) for r in train_references)
-    batches = CaptionBatches(train_images, encode_references(tokenizer, train_references, config.max_length,
-                                                             references_per_image), config.batch_size, seed)
+    batches = CaptionBatches(
+        train_images,
+        encode_references(tokenizer, train_references, config.max_length, references_per_image),
+        config.batch_size,
+        seed,
+    )
     val_tokens = encode_references(tokenizer, val_references, config.max_length, 1)[:, 0]
     validation = ((val_images.astype(np.float32), val_tokens[:, :-1]), val_tokens[:, 1:])
     steps = config.epochs * len(batches)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(steps - config.warmup_steps, 1), warmup_target=config.learning_rate,
-        warmup_steps=min(config.warmup_steps, steps))
+        0.0,
+        max(steps - config.warmup_steps, 1),
+        warmup_target=config.learning_rate,
+        warmup_steps=min(config.warmup_steps, steps),
+    )
     with harness.scope():  # ... and so is its optimizer
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
-                      metrics=[token_accuracy])
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD),
+            metrics=[token_accuracy],
+        )
     harness.fit(run, model, batches, validation, epochs=config.epochs, monitor="val_loss", mode="min")
     best = harness.best_model(run)
     metrics = {"beam": config.beam, **score_splits(best, tokenizer, tests, config.beam, config.backbone)}
     run.write_metrics(metrics)
+    fit_limits(best, train_images, val_images).save(run.file(limits.LIMITS_FILE), force=True)
     return {"run": str(run.path), **metrics}
 
 
-def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          dataset: str | None, backbone: str | None) -> dict:
+def train(
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    dataset: str | None,
+    backbone: str | None,
+) -> dict:
     config = PRESETS[preset]
-    config = dataclasses.replace(config, dataset=dataset or config.dataset, backbone=backbone or config.backbone,
-                                 data=str(data) if data else None)
+    config = dataclasses.replace(
+        config,
+        dataset=dataset or config.dataset,
+        backbone=backbone or config.backbone,
+        data=str(data) if data else None,
+    )
     return run_training(config, out, resume, seed, epochs)
 
 
-def evaluate(*, weights: str | None, data: Path | None, dataset: str, beam: int, tokenizer: Path | None,
-             backbone: str | None) -> dict:
-    model, vocabulary = load(weights, tokenizer)
+def evaluate(
+    *,
+    weights: str | None,
+    data: Path | None,
+    dataset: str,
+    beam: int,
+    tokenizer: Path | None,
+    backbone: str | None,
+    output: Path | None,
+    force: bool,
+) -> dict:
+    """BLEU and CIDEr on the test splits beside the baseline; on generated scenes, the domain check
+    too (zoo.limits), fitted anew as `train` does, against real photos; `-o DIR` writes DIR/limits.npz."""
+    path = registry.resolve_weights(APP, weights)
+    targets = limits.output_files(output, (limits.LIMITS_FILE,), force)
+    model, vocabulary = load(path, tokenizer)
     image_size, max_length = model_limits(model)
     splits = test_splits(dataset, data, image_size, max_words=max_length - 2)
-    result = {"dataset": "folder " + str(data) if data else dataset, "beam": beam,
-              **score_splits(model, vocabulary, splits, beam, backbone)}
+    result = {
+        "dataset": "folder " + str(data) if data else dataset,
+        "beam": beam,
+        **score_splits(model, vocabulary, splits, beam, backbone),
+    }
     if dataset == "scenes" and not data:
         result["baseline"] = scene_baseline(splits, image_size)
+        encode = input_encoder(model, backbone)
+        fitted = fit_limits(
+            model,
+            *(
+                encode(caption_data.scenes(split, count, image_size)[0])
+                for split, count in (("train", DOMAIN_IMAGES), ("val", EVALUATION_IMAGES))
+            ),
+        )
+        photos = np.stack([caption_data.square_image(photo, image_size) for photo in limits.photo_crops()])
+        result["domain"] = limits.domain_report(
+            fitted.check,
+            fitted.gaussians.score(encoder_features(model, encode(splits["seen"][0]))),
+            {"photos": fitted.gaussians.score(encoder_features(model, encode(photos)))},
+        )
+        if targets:
+            result["written"] = str(fitted.save(targets[0], force))
     return result
 
 
-def _map_paths(folder: Path, source: Path, words: list[str]) -> list[Path]:
-    return [folder / f"{source.stem}_{i:02d}_{word.strip('<>')}.png" for i, word in enumerate(words, 1)]
+def maps_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{path}: -o must be a folder for the attention maps")
+    return path
 
 
-def demo(*, inputs: list[Path], weights: str | None, output: Path | None, force: bool, beam: int,
-         tokenizer: Path | None, backbone: str | None) -> list[dict]:
-    if output is not None and output.exists() and not output.is_dir():
-        raise BadInput(f"{output}: -o must be a folder for the attention maps")
-    photos = [read_image(p) for p in inputs]  # every input checked before any work
-    model, vocabulary = load(weights, tokenizer)
-    image_size = model_limits(model)[0]
-    batch = np.stack([caption_data.square_image(p, image_size) for p in photos])
-    results, maps = [], []
-    decoded = beam_search(model, model_inputs(model, batch, backbone), beam)
-    for source, photo, hypotheses in zip(inputs, photos, decoded):
-        best = hypotheses[0]
-        words = [vocabulary.words[t] for t in best.tokens]
-        caption = vocabulary.decode(best.tokens)
-        paths = _map_paths(output, source, words) if output is not None else []
-        maps += [(path, photo, looked, word) for path, looked, word in zip(paths, best.attention, words)]
-        results.append({"input": str(source), "caption": caption,
-                        "beams": [{"caption": vocabulary.decode(h.tokens), "log_prob": round(h.log_prob, 4)}
-                                  for h in hypotheses],
-                        "attention_maps": [str(p) for p in paths],
-                        "text": caption if len(inputs) == 1 else f"{source}: {caption}"})
-    if output is not None:
-        _write_maps(output, maps, force)
-    return results
+@dataclasses.dataclass
+class Captioned(api.Result):
+    """One photo's caption, every beam with its log-probability, and where each word looked."""
+
+    input: str
+    caption: str = api.shown("text")
+    beams: list[dict] = api.shown("table")  # [{"caption": ..., "log_prob": ...}], most probable first
+    attention_maps: list[str] = dataclasses.field(default_factory=list)  # the PNGs `save` wrote, one per word
+    domain: limits.Domain | None = None  # the domain check (None: the model has no limits beside it)
+    note: str | None = api.shown("text")  # what the model knows and what to do instead, when the photo is outside it
+    attention: list[tuple[Image.Image, str]] = api.shown("images", rich=True)  # (map, word) per word
+    named: bool = dataclasses.field(default=True, repr=False, metadata={"rich": True})  # the line names the input
+
+    @property
+    def text(self) -> str:
+        line = f"{self.input}: {self.caption}" if self.named else self.caption
+        return line + (f"\n  note: {self.note}" if self.note else "")
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """One attention PNG per word in the folder `path`; all checked before the first is written."""
+        folder = maps_folder(Path(path))
+        stem = "image" if self.input.startswith("<") else Path(self.input).stem  # <array>, <PIL image>
+        paths = [folder / f"{stem}_{i:02d}_{word.strip('<>')}.png" for i, (_, word) in enumerate(self.attention, 1)]
+        folder.mkdir(parents=True, exist_ok=True)
+        for target in paths:
+            check_output_path(target, force)
+        for target, (picture, _) in zip(paths, self.attention):
+            save_image(np.asarray(picture), target, force=force)
+        self.attention_maps, self.output = [str(p) for p in paths], str(folder)
+        return folder
 
 
-def _write_maps(folder: Path, maps: list[tuple], force: bool) -> None:
-    """One attention PNG per word; all outputs checked before the first is written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, *_ in maps:
-        check_output_path(path, force)
-    for path, photo, looked, word in maps:
-        save_image(attention_map(photo, looked, word), path, force=force)
+OUTSIDE_NOTE = (
+    "this photo is outside what the model has seen (the images it was trained on), so the caption is "
+    "a guess; to caption photos, train on captioned ones: zoo train captioning --data YOUR_FOLDER "
+    "(or --preset flickr8k)"
+)
+
+
+class Predictor(api.Predictor):
+    """`zoo.load("captioning", beam=3)`: photos in, captions out, with every beam and the attention maps.
+
+    `tokenizer` and `backbone` (a hub model's feature extractor) shape the loaded model.
+    """
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        path = registry.resolve_weights(APP, self.weights)
+        self.model, self.vocabulary = load(path, self.options["tokenizer"])
+        self.encode = input_encoder(self.model, self.options["backbone"])
+        self.image_size = model_limits(self.model)[0]
+        self.limits = limits.load_beside(APP, path)  # the domain check (zoo.limits)
+
+    def predict(self, inputs, **options) -> list[Captioned]:
+        photos = [input_image(source) for source in inputs]  # all checked before any work
+        batch = self.encode(np.stack([caption_data.square_image(photo, self.image_size) for _, photo in photos]))
+        domains = self.limits.domains(encoder_features(self.model, batch)) if self.limits else [None] * len(photos)
+        results = []
+        for (name, photo), hypotheses, domain in zip(photos, beam_search(self.model, batch, options["beam"]), domains):
+            best = hypotheses[0]
+            words = [self.vocabulary.words[t] for t in best.tokens]
+            beams = [
+                {"caption": self.vocabulary.decode(h.tokens), "log_prob": round(h.log_prob, 4)} for h in hypotheses
+            ]
+            attention = [
+                (Image.fromarray(attention_map(photo, looked, word)), word)
+                for looked, word in zip(best.attention, words)
+            ]
+            note = None if domain is None or domain.in_domain else OUTSIDE_NOTE
+            results.append(
+                Captioned(
+                    name,
+                    beams[0]["caption"],
+                    beams,
+                    domain=domain,
+                    note=note,
+                    attention=attention,
+                    named=len(inputs) > 1,
+                )
+            )
+        return results
+
+    def target(self, source: Path | None, output: Path | None, many: bool, force: bool) -> Path | None:
+        """-o names a folder for every input's attention maps; without it, none are written."""
+        return None if output is None else maps_folder(output)

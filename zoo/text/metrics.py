@@ -27,7 +27,7 @@ MAX_N = 4
 
 
 def ngrams(words: list[str], max_n: int = MAX_N) -> Counter:
-    return Counter(tuple(words[i: i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1))
+    return Counter(tuple(words[i : i + n]) for n in range(1, max_n + 1) for i in range(len(words) - n + 1))
 
 
 def corpus_bleu(candidates: list[str], references: list[list[str]], max_n: int = MAX_N) -> dict[str, float]:
@@ -49,8 +49,11 @@ def corpus_bleu(candidates: list[str], references: list[list[str]], max_n: int =
             totals[n] += max(len(words) - n, 0)
         candidate_length += len(words)
         reference_length += min((abs(len(r) - len(words)), len(r)) for r in ref_words)[1]
-    brevity = 1.0 if candidate_length > reference_length else (
-        math.exp(1 - reference_length / candidate_length) if candidate_length else 0.0)
+    brevity = (
+        1.0
+        if candidate_length > reference_length
+        else (math.exp(1 - reference_length / candidate_length) if candidate_length else 0.0)
+    )
     scores, log_sum = {}, 0.0
     for n in range(max_n):
         if matches[n] == 0:
@@ -61,8 +64,7 @@ def corpus_bleu(candidates: list[str], references: list[list[str]], max_n: int =
     return scores
 
 
-def _tfidf(counts: Counter, document_frequency: Counter, log_documents: float
-           ) -> tuple[list[dict], list[float], int]:
+def _tfidf(counts: Counter, document_frequency: Counter, log_documents: float) -> tuple[list[dict], list[float], int]:
     """Per-n TF-IDF vectors, their norms, and the length CIDEr-D's penalty uses."""
     vectors = [{} for _ in range(MAX_N)]
     norms = [0.0] * MAX_N

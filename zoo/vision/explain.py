@@ -22,7 +22,11 @@ features that survive small transformations grow.
 
 How an app plugs in: its module defines `explainable(weights=None) -> Explainable`,
 giving the model, the function that turns a photo into the model's input, and
-class names when the output is class logits. `classify` does; so:
+class names when the output is class logits; `explained` turns one input into a
+typed result (`Explained`: the overlay, the method, the explained label), which
+the app's predictor returns from its `explain` method. `classify` does; so:
+
+    zoo.load("classify").explain("shoe.jpg", method="integrated-gradients").save("ig.png")
 
     zoo explain classify shoe.jpg -o shoe_gradcam.png                  # Grad-CAM of the top class
     zoo explain classify shoe.jpg --method integrated-gradients -o ig.png
@@ -53,7 +57,8 @@ import numpy as np
 from keras import ops
 from PIL import Image
 
-from zoo import registry
+from zoo import api, registry
+from zoo.data.images import input_image, save_image
 from zoo.errors import BadInput
 
 METHODS = ("gradcam", "integrated-gradients")
@@ -109,6 +114,7 @@ def compiled_gradient(fn: Callable) -> Callable[..., tuple[float, np.ndarray]]:
         def run(x, *args):
             y, grad = value_and_grad(tf.convert_to_tensor(x), *args)
             return float(y), grad.numpy()
+
         return run
     if backend == "jax":
         import jax
@@ -118,6 +124,7 @@ def compiled_gradient(fn: Callable) -> Callable[..., tuple[float, np.ndarray]]:
         def run(x, *args):
             y, grad = jitted(jax.numpy.asarray(x), *args)
             return float(y), np.asarray(grad)
+
         return run
     if backend == "torch":
         import torch
@@ -127,6 +134,7 @@ def compiled_gradient(fn: Callable) -> Callable[..., tuple[float, np.ndarray]]:
             y = fn(x, *args)
             y.backward()
             return float(y), x.grad.cpu().numpy()
+
         return run
     raise BadInput(f"KERAS_BACKEND={backend}: explain needs tensorflow, jax or torch")
 
@@ -138,8 +146,11 @@ def value_and_gradient(fn: Callable, x: np.ndarray) -> tuple[float, np.ndarray]:
 
 def feature_layers(model: keras.Model) -> list[str]:
     """Names of the layers with spatial (N, H, W, C) outputs, input side first."""
-    return [layer.name for layer in model.layers
-            if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)]
+    return [
+        layer.name
+        for layer in model.layers
+        if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)
+    ]
 
 
 def _layer(model: keras.Model, name: str | None) -> keras.layers.Layer:
@@ -176,8 +187,10 @@ def grad_cam(model: keras.Model, pixels: np.ndarray, class_index: int, layer: st
     try:
         tail = keras.Model(features_layer.output, model.output)
     except ValueError:
-        raise BadInput(f"--layer {features_layer.name}: later layers also read earlier ones (a skip connection "
-                       f"jumps over it); pick the output of a block") from None
+        raise BadInput(
+            f"--layer {features_layer.name}: later layers also read earlier ones (a skip connection "
+            f"jumps over it); pick the output of a block"
+        ) from None
     features = keras.ops.convert_to_numpy(head(pixels[None], training=False))
     _, grads = value_and_gradient(lambda f: tail(f, training=False)[0, class_index], features)
     weights = grads.mean(axis=(1, 2), keepdims=True)
@@ -186,13 +199,19 @@ def grad_cam(model: keras.Model, pixels: np.ndarray, class_index: int, layer: st
     return cam / cam.max() if cam.max() > 0 else cam
 
 
-def integrated_gradients(model: keras.Model, pixels: np.ndarray, target: int | None, steps: int = 32,
-                         region: tuple[slice, slice] | None = None) -> np.ndarray:
+def integrated_gradients(
+    model: keras.Model,
+    pixels: np.ndarray,
+    target: int | None,
+    steps: int = 32,
+    region: tuple[slice, slice] | None = None,
+) -> np.ndarray:
     """Integrated gradients from a black image: signed attributions (H, W, C) that add up to
     about score(pixels) - score(black).
 
     `target` is a class index; None scores image outputs by their mean over `region`.
     """
+
     def score(batch):
         out = model(batch, training=False)
         if target is not None:
@@ -213,8 +232,13 @@ def attribution_map(attributions: np.ndarray) -> np.ndarray:
     return np.clip(strength / top, 0, 1) if top > 0 else strength
 
 
-def saliency(explainable: Explainable, photo: np.ndarray, method: str = "gradcam", target: int | str | None = None,
-             layer: str | None = None) -> tuple[np.ndarray, np.ndarray, str | None]:
+def saliency(
+    explainable: Explainable,
+    photo: np.ndarray,
+    method: str = "gradcam",
+    target: int | str | None = None,
+    layer: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, str | None]:
     """(map in [0, 1], the input as the model saw it (uint8 RGB), the explained label)."""
     if method not in METHODS:
         raise BadInput(f"--method {method}: use one of {', '.join(METHODS)}")
@@ -225,9 +249,40 @@ def saliency(explainable: Explainable, photo: np.ndarray, method: str = "gradcam
         heatmap = attribution_map(integrated_gradients(explainable.model, pixels, None))
         return heatmap, as_image(pixels, explainable.white), None
     class_index = _target_class(explainable, pixels, target)
-    heatmap = (grad_cam(explainable.model, pixels, class_index, layer) if method == "gradcam"
-               else attribution_map(integrated_gradients(explainable.model, pixels, class_index)))
+    heatmap = (
+        grad_cam(explainable.model, pixels, class_index, layer)
+        if method == "gradcam"
+        else attribution_map(integrated_gradients(explainable.model, pixels, class_index))
+    )
     return heatmap, as_image(pixels, explainable.white), explainable.labels[class_index]
+
+
+@dataclasses.dataclass
+class Explained(api.Result):
+    """A saliency map over one input, drawn over the input as the model saw it."""
+
+    input: str
+    method: str
+    label: str | None  # the explained class; None for a model with image outputs
+    image: Image.Image = api.shown("image", rich=True)
+
+    @property
+    def text(self) -> str:
+        label = f" for {self.label}" if self.label else ""
+        return f"{self.input}: {self.method} map{label} -> {self.output or 'image'}"
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        self.output = str(save_image(np.asarray(self.image), Path(path), force=force))
+        return Path(path)
+
+
+def explained(
+    explainable: Explainable, source, method: str = "gradcam", target: int | str | None = None, layer: str | None = None
+) -> Explained:
+    """`saliency` of one input (a path, a PIL image or a uint8 array) as a typed result."""
+    name, photo = input_image(source)
+    heatmap, seen, label = saliency(explainable, photo, method, target, layer)
+    return Explained(name, method, label, Image.fromarray(overlay(seen, heatmap)))
 
 
 # ---------------------------------------------------------------- pictures
@@ -302,14 +357,22 @@ def _fit(images, height: int, width: int):
     h, w = images.shape[1], images.shape[2]
     if h >= height:
         top, left = (h - height) // 2, (w - width) // 2
-        return images[:, top: top + height, left: left + width]
+        return images[:, top : top + height, left : left + width]
     pad_y, pad_x = height - h, width - w
-    return ops.pad(images, ((0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2), (0, 0)),
-                   mode="symmetric")
+    return ops.pad(
+        images, ((0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2), (0, 0)), mode="symmetric"
+    )
 
 
-def visualize(explainable: Explainable, layer: str, channels: list[int], steps: int = 256, size: int = 64,
-              learning_rate: float = 0.05, seed: int = 0) -> np.ndarray:
+def visualize(
+    explainable: Explainable,
+    layer: str,
+    channels: list[int],
+    steps: int = 256,
+    size: int = 64,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+) -> np.ndarray:
     """One image per channel of `layer` that maximises its mean activation: uint8 (N, H, W, 3).
 
     Models with a fixed input size are visualised at that size; others at `size`.
@@ -354,5 +417,5 @@ def grid(images: np.ndarray, columns: int | None = None, gap: int = 2) -> np.nda
     sheet = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
     for i, tile in enumerate(images):
         top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
-        sheet[top: top + height, left: left + width] = tile
+        sheet[top : top + height, left : left + width] = tile
     return sheet

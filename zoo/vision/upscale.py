@@ -12,20 +12,26 @@ one backend-agnostic `.keras` file that maps a low-resolution image to a
 high-resolution one.
 
 Colour: like most SR work, the network sees the luma (Y of BT.601 YCbCr); the
-chroma channels, to which the eye is far less sensitive, take the same bicubic
-layer. Inference is tiled with overlapping margins wider than the network's
-receptive field, so a 12-megapixel photo runs in bounded memory and the tiled
-result equals the whole-image result.
+colour planes, to which the eye is far less sensitive, are Pillow's bicubic resize,
+to which the model's luma residual is added. Inference is tiled with overlapping
+margins wider than the network's receptive field, so a 12-megapixel photo runs in
+bounded memory and the tiled result equals the whole-image result; where the CPU
+multiplies bfloat16 natively, the convolutions run in bfloat16.
 
-Data: 16 real photos that ship inside Python wheels (`zoo.data.photos`),
-12 for training (2 of them for validation) and 4 held out; `--data DIR`
-trains on any folder of photos; DIV2K and BSDS500 download through the catalog.
+Data: the real photos that ship inside Python wheels (`zoo.data.photos`: 10 for
+training, 2 for validation, 4 held out) and the photographs of Debian's wallpaper
+packages (`zoo.data.debian_photos`); `--data DIR` trains on any folder of photos;
+DIV2K and BSDS500 download through the catalog. `--init` starts from a trained
+model, a deeper preset's extra blocks starting as the identity; the deep preset
+also writes the self-ensemble (8 flips and turns averaged) that x4 ships.
 
 Metric: PSNR and SSIM on Y with a border of `scale` pixels cropped, against
-bicubic upsampling (Pillow) on the held-out photos: `zoo evaluate upscale`.
+bicubic upsampling (Pillow), on the held-out smooth photos and on the texture set
+(`zoo.data.debian_photos.texture_photos`): `zoo evaluate upscale`.
 
     zoo demo upscale photo.jpg --scale 2 -o photo_x2.png
     zoo train upscale --scale 3 --preset full
+    zoo train upscale --scale 4 --preset deep --init x4
     zoo evaluate upscale --scale 3
 """
 
@@ -40,13 +46,16 @@ from keras import layers, ops
 from PIL import Image
 
 from zoo import api, harness, registry
+from zoo.data import debian_photos
 from zoo.data import photos as photo_data
 from zoo.data.images import input_image, save_image
 from zoo.errors import BadInput
+from zoo.files import atomic_output
 
 SCALES = (2, 3, 4)
 VALIDATION_PHOTOS = ("astronaut", "gravel")  # taken out of the training photos to pick the best epoch
 MIN_SIDE = 8
+CALIBRATION_SIDE = 64  # low-resolution crops that calibrate an int8 export
 
 
 @dataclasses.dataclass
@@ -60,12 +69,29 @@ class Config:
     steps_per_epoch: int = 100
     learning_rate: float = 1e-3
     workers: int = 1  # threads cutting patches; Pillow's resize releases the GIL
+    detail_tries: int = 1  # candidate windows per patch, the most detailed kept: >1 favours texture over sky
+    self_ensemble: bool = False  # also write ensemble.keras: the best model averaged over 8 flips and turns
     data: str | None = None
+    init: str | None = None  # a trained upscale model to start from (`harness.start_from`)
 
 
 PRESETS = {
     "quick": Config(),
     "full": Config(epochs=40, steps_per_epoch=500, batch_size=32, patch=48, workers=4),
+    # A CPU's half hour from a trained model (`--init`), on texture-favouring patches: the same body
+    # (x2, whose speed on big photos matters most), or twice as deep (x3, x4: a quarter or a ninth of
+    # the pixels to run on per output pixel).
+    "finetune": Config(epochs=30, steps_per_epoch=200, patch=48, learning_rate=5e-4, detail_tries=2, workers=2),
+    "deep": Config(
+        blocks=8,
+        epochs=30,
+        steps_per_epoch=200,
+        patch=48,
+        learning_rate=5e-4,
+        detail_tries=2,
+        workers=2,
+        self_ensemble=True,
+    ),
 }
 
 
@@ -81,12 +107,6 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     return (rgb.astype(np.float32) / 255.0 @ _RGB_TO_YCBCR.T.astype(np.float32) + _YCBCR_OFFSET).astype(np.float32)
 
 
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """float YCbCr in [0, 1] -> uint8 RGB, rounded and clipped."""
-    rgb = (ycbcr - _YCBCR_OFFSET.astype(np.float32)) @ np.linalg.inv(_RGB_TO_YCBCR).T.astype(np.float32)
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def luma(rgb: np.ndarray) -> np.ndarray:
     """Y channel in [0, 255] (float64), as the metrics use it."""
     return rgb_to_ycbcr(rgb)[..., 0].astype(np.float64) * 255.0
@@ -98,8 +118,9 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def _cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
     """Keys' cubic convolution kernel, the one Pillow and MATLAB call bicubic."""
     x = np.abs(x)
-    return np.where(x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1,
-                    np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
+    return np.where(
+        x <= 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0)
+    )
 
 
 def bicubic_subpixel_kernel(scale: int) -> np.ndarray:
@@ -137,6 +158,7 @@ class BicubicUpsample(layers.Layer):
     def compute_output_shape(self, input_shape):
         def grow(n):
             return None if n is None else n * self.scale
+
         return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
 
     def get_config(self):
@@ -165,7 +187,9 @@ def build_model(config: Config) -> keras.Model:
     head = x = layers.Conv2D(config.features, name="head", **conv)(low)
     for i in range(config.blocks):
         y = layers.Conv2D(config.features, activation="relu", name=f"block{i}_a", **conv)(x)
-        y = layers.Conv2D(config.features, name=f"block{i}_b", **conv)(y)
+        # Zero-initialised, so each block starts as the identity: a deeper model started from a
+        # shallower one (`--init`) computes exactly what the shallower one did.
+        y = layers.Conv2D(config.features, kernel_initializer="zeros", name=f"block{i}_b", **conv)(y)
         x = layers.Add(name=f"block{i}")([x, y])
     x = layers.Conv2D(config.features, name="body_end", **conv)(x)
     x = layers.Add(name="body")([x, head])
@@ -175,6 +199,57 @@ def build_model(config: Config) -> keras.Model:
     bicubic = BicubicUpsample(config.scale, name="bicubic")(low)
     high = layers.Add(name="high_res_y")([bicubic, residual])
     return keras.Model(low, high, name=f"upscale_x{config.scale}")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Dihedral(layers.Layer):
+    """One of the 8 flips and quarter turns of an image (`k`: bit 0 transpose, 1 flip rows, 2 flip
+    columns), or its inverse."""
+
+    def __init__(self, k: int, inverse: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.k, self.inverse = k, inverse
+
+    def call(self, images):
+        steps = [
+            (1, lambda x: ops.transpose(x, (0, 2, 1, 3))),
+            (2, lambda x: ops.flip(x, 1)),
+            (4, lambda x: ops.flip(x, 2)),
+        ]
+        for bit, step in reversed(steps) if self.inverse else steps:
+            if self.k & bit:
+                images = step(images)
+        return images
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, width, height, channels) if self.k & 1 else input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "inverse": self.inverse}
+
+
+def self_ensemble(model: keras.Model) -> keras.Model:
+    """`model` averaged over the 8 flips and quarter turns of its input (each undone on the output):
+    the same weights, 8 times the work, a steadier guess on texture (Lim et al. 2017's "EDSR+")."""
+    low = keras.Input((None, None, 1), name="low_res_y")
+    guesses = [Dihedral(k, inverse=True, name=f"undo{k}")(model(Dihedral(k, name=f"turn{k}")(low))) for k in range(8)]
+    return keras.Model(low, layers.Average(name="high_res_y")(guesses), name=f"{model.name}_ensemble")
+
+
+def single_model(model: keras.Model) -> keras.Model:
+    """The model a self-ensemble averages (the model itself otherwise): what `--init` copies from."""
+    return next((layer for layer in model.layers if isinstance(layer, keras.Model)), model)
+
+
+def _layer_calls(model: keras.Model):
+    """(layer, times applied) of every layer, inside nested models too (a self-ensemble applies its model 8 times)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            calls = len(layer._inbound_nodes)  # one node per call in the enclosing graph
+            yield from ((inner, calls * times) for inner, times in _layer_calls(layer))
+        else:
+            yield layer, 1
 
 
 def model_scale(model: keras.Model) -> int:
@@ -190,11 +265,25 @@ def receptive_radius(model: keras.Model) -> int:
     """An upper bound, in low-resolution pixels, on how far any output pixel looks."""
     radius = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, keras.Model):
+            radius += receptive_radius(layer)  # flips and turns of the input don't widen it
+        elif isinstance(layer, layers.Conv2D):
             radius += (layer.kernel_size[0] - 1) // 2
         elif isinstance(layer, BicubicUpsample):
             radius += 2
     return radius
+
+
+def multiply_adds_per_output_pixel(model: keras.Model) -> float:
+    """The convolutions' and the bicubic layer's multiply-adds per high-resolution pixel."""
+    scale, per_low_pixel = model_scale(model), 0
+    for layer, calls in _layer_calls(model):
+        if isinstance(layer, layers.Conv2D):
+            height, width, channels_in, channels_out = layer.kernel.shape
+            per_low_pixel += calls * height * width * channels_in * channels_out
+        elif isinstance(layer, BicubicUpsample):
+            per_low_pixel += calls * layer.kernel.size
+    return per_low_pixel / scale**2
 
 
 def psnr_metric(y_true, y_pred):
@@ -219,6 +308,11 @@ def crop_to_multiple(rgb: np.ndarray, scale: int) -> np.ndarray:
     return rgb[: rgb.shape[0] - rgb.shape[0] % scale, : rgb.shape[1] - rgb.shape[1] % scale]
 
 
+def detail(window: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels: high on texture, near zero on sky."""
+    return float(np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean())
+
+
 class PatchDataset(harness.EpochSeeded):
     """Random (low, high) luma patch pairs cut from photos, made fresh each epoch.
 
@@ -226,18 +320,30 @@ class PatchDataset(harness.EpochSeeded):
     and rotated at random, then shrunk with the same antialiased bicubic filter
     that evaluation uses. Luma is computed once per photo: Y is affine in RGB
     and resizing is linear, so shrinking Y equals taking Y of the shrunk photo,
-    up to the 8-bit rounding that evaluation adds.
+    up to the 8-bit rounding that evaluation adds. With `detail_tries` > 1, each
+    patch is the most detailed of that many windows of its photo, so that flat
+    areas (most of a wallpaper's pixels) don't crowd out the texture.
     """
 
-    def __init__(self, photos: list[np.ndarray], scale: int, patch: int, batch_size: int, steps: int,
-                 seed: int, augment: bool = True, workers: int = 1):
+    def __init__(
+        self,
+        photos: list[np.ndarray],
+        scale: int,
+        patch: int,
+        batch_size: int,
+        steps: int,
+        seed: int,
+        augment: bool = True,
+        workers: int = 1,
+        detail_tries: int = 1,
+    ):
         super().__init__(seed, workers=workers, use_multiprocessing=False)
         big = [p for p in photos if min(p.shape[:2]) >= patch * scale]
         if not big:
             raise BadInput(f"no training photo is at least {patch * scale} pixels a side")
         self.lumas = [rgb_to_ycbcr(p)[..., 0] for p in big]
         self.scale, self.patch = scale, patch
-        self.batch_size, self.steps, self.augment = batch_size, steps, augment
+        self.batch_size, self.steps, self.augment, self.detail_tries = batch_size, steps, augment, detail_tries
         areas = np.array([y.size for y in self.lumas], np.float64)
         self.cumulative = np.cumsum(areas / areas.sum())
 
@@ -251,9 +357,12 @@ class PatchDataset(harness.EpochSeeded):
         highs = np.empty((self.batch_size, side, side, 1), np.float32)
         for i in range(self.batch_size):
             y = self.lumas[int(np.searchsorted(self.cumulative, rng.random()))]
-            top = rng.integers(0, y.shape[0] - side + 1)
-            left = rng.integers(0, y.shape[1] - side + 1)
-            high = y[top: top + side, left: left + side]
+            windows = []
+            for _ in range(self.detail_tries):
+                top = rng.integers(0, y.shape[0] - side + 1)
+                left = rng.integers(0, y.shape[1] - side + 1)
+                windows.append(y[top : top + side, left : left + side])
+            high = max(windows, key=detail)
             if self.augment:
                 high = np.rot90(high, rng.integers(4))
                 if rng.random() < 0.5:
@@ -264,19 +373,71 @@ class PatchDataset(harness.EpochSeeded):
         return lows, highs
 
 
-def training_photos(data: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train, validation) photos: the offline set by default, or a folder's photos."""
+def training_photos(data: str | None) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
+    """(train, validation, sources): a folder's photos, or by default the wheels' training photos
+    and the photographs of Debian's wallpaper packages (`zoo.data.debian_photos`)."""
     if data:
         photos = list(photo_data.folder_photos(Path(data), min_side=MIN_SIDE).values())
-        if len(photos) < 2:
-            return photos, photos
-        return photos[1:], photos[:1]
+        sources = [{"folder": str(data), "files": len(photos)}]
+        return (photos, photos, sources) if len(photos) < 2 else (photos[1:], photos[:1], sources)
     named = photo_data.sample_photos("train")
-    return ([p for n, p in named.items() if n not in VALIDATION_PHOTOS],
-            [p for n, p in named.items() if n in VALIDATION_PHOTOS])
+    debian, sources = debian_photos.training_photos()
+    train = [p for n, p in named.items() if n not in VALIDATION_PHOTOS]
+    wheels = {
+        "package": "scikit-image, scikit-learn, matplotlib wheels (zoo.data.photos)",
+        "files": len(train),
+        "licence": "per photo, in each library's data README",
+    }
+    return train + list(debian.values()), [p for n, p in named.items() if n in VALIDATION_PHOTOS], [wheels, *sources]
 
 
 # ---------------------------------------------------------------- inference
+
+# Adding d to R, G and B adds d * 219/255 to BT.601 Y and leaves Cb, Cr alone: a luma residual r
+# (Y in [0, 1]) is r * 255 * 255/219 levels on each colour plane.
+_LUMA_RESIDUAL_TO_RGB_LEVELS = 255.0 * 255.0 / 219.0
+
+
+def has_bfloat16_units() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX), about twice float32's rate."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _convolutions_in_bfloat16(model: keras.Model) -> keras.Model:
+    """A copy of `model` (nested models included) whose convolutions compute in bfloat16."""
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return _convolutions_in_bfloat16(layer)
+        mixed = {"dtype": "mixed_bfloat16"} if isinstance(layer, layers.Conv2D) else {}
+        return layer.__class__.from_config({**layer.get_config(), **mixed})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def residual_model(model: keras.Model, precision: str = "auto") -> keras.Model:
+    """Low-resolution Y -> what `model` adds to bicubic upsampling (any model mapping Y to Y).
+
+    "bfloat16" runs the convolutions in bfloat16 with float32 weights and everything else (the
+    bicubic layer, the sums) in float32, so the bicubic part keeps full precision and only the
+    small residual is rounded; "auto" picks it where the CPU has bfloat16 units.
+    """
+    if precision == "auto":
+        precision = "bfloat16" if has_bfloat16_units() else "float32"
+    if precision == "bfloat16":
+        body = _convolutions_in_bfloat16(model)
+    elif precision == "float32":
+        body = model
+    else:
+        raise BadInput(f"precision must be auto, bfloat16 or float32, not {precision!r}")
+    low = keras.Input((None, None, 1))
+    return keras.Model(low, layers.Subtract()([body(low), BicubicUpsample(model_scale(model))(low)]))
 
 
 def _tiles(height: int, width: int, tile: int, margin: int):
@@ -284,37 +445,39 @@ def _tiles(height: int, width: int, tile: int, margin: int):
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
-            yield (top, bottom, left, right), (max(top - margin, 0), min(bottom + margin, height),
-                                               max(left - margin, 0), min(right + margin, width))
+            yield (
+                (top, bottom, left, right),
+                (max(top - margin, 0), min(bottom + margin, height), max(left - margin, 0), min(right + margin, width)),
+            )
 
 
-def _run_cropped(model: keras.Model, planes: np.ndarray, core, window, scale: int) -> np.ndarray:
-    """`model` on each channel of a window (channels as a batch), cropped back to the core."""
-    top, bottom, left, right = core
-    t0, _, l0, _ = window
-    result = keras.ops.convert_to_numpy(model(np.moveaxis(planes, -1, 0)[..., None], training=False))[..., 0]
-    kept = result[:, (top - t0) * scale: (bottom - t0) * scale, (left - l0) * scale: (right - l0) * scale]
-    return np.moveaxis(kept, 0, -1)
+def upscale_to_image(model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto") -> Image.Image:
+    """uint8 RGB -> the upscaled PIL image: Pillow's bicubic of the colour planes plus the model's
+    luma residual, tile by tile.
 
-
-def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 384) -> np.ndarray:
-    """uint8 RGB -> uint8 RGB upscaled: the model on Y, bicubic on chroma, tile by tile.
-
-    Each tile goes all the way from RGB to RGB, so peak memory is the uint8 input,
-    the uint8 output and one tile's activations, whatever the photo's size.
+    Pillow resizes each tile from the whole photo (`box`), so tiles join seamlessly, and the
+    model sees a margin wider than its receptive field, so the tiled result equals the
+    whole-image result. Peak memory: the input, the output image (held once) and one tile.
     """
-    scale = model_scale(model)
-    chroma = keras.Sequential([keras.Input((None, None, 1)), BicubicUpsample(scale)])
+    scale, margin = model_scale(model), receptive_radius(model)
+    residual = residual_model(model, precision)
     height, width, _ = rgb.shape
-    out = np.empty((height * scale, width * scale, 3), np.uint8)
-    for core, window in _tiles(height, width, tile, max(receptive_radius(model), receptive_radius(chroma))):
-        t0, t1, l0, l1 = window
-        top, bottom, left, right = core
-        ycbcr = rgb_to_ycbcr(rgb[t0:t1, l0:l1])
-        upscaled = np.concatenate([_run_cropped(model, ycbcr[..., :1], core, window, scale),
-                                   _run_cropped(chroma, ycbcr[..., 1:], core, window, scale)], axis=-1)
-        out[top * scale: bottom * scale, left * scale: right * scale] = ycbcr_to_rgb(upscaled)
-    return out
+    source = Image.fromarray(rgb)
+    result = Image.new("RGB", (width * scale, height * scale))
+    for (top, bottom, left, right), (t0, t1, l0, l1) in _tiles(height, width, tile, margin):
+        y = luma(rgb[t0:t1, l0:l1]).astype(np.float32) / 255.0
+        added = residual.predict_on_batch(y[None, ..., None])[0, ..., 0]  # compiled: twice as fast as eager
+        added = added[(top - t0) * scale : (bottom - t0) * scale, (left - l0) * scale : (right - l0) * scale]
+        size = ((right - left) * scale, (bottom - top) * scale)
+        bicubic = np.asarray(source.resize(size, Image.BICUBIC, box=(left, top, right, bottom)), np.float32)
+        tile_rgb = bicubic + (added * _LUMA_RESIDUAL_TO_RGB_LEVELS)[..., None] + 0.5
+        result.paste(Image.fromarray(np.clip(tile_rgb, 0, 255).astype(np.uint8)), (left * scale, top * scale))
+    return result
+
+
+def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto") -> np.ndarray:
+    """uint8 RGB -> uint8 RGB upscaled (`upscale_to_image` as an array)."""
+    return np.asarray(upscale_to_image(model, rgb, tile, precision))
 
 
 # ------------------------------------------------------------- evaluation
@@ -327,8 +490,7 @@ def y_metrics(reference: np.ndarray, candidate: np.ndarray, scale: int) -> tuple
     crop = (slice(scale, -scale), slice(scale, -scale))
     a, b = luma(reference)[crop], luma(candidate)[crop]
     psnr = peak_signal_noise_ratio(a, b, data_range=255)
-    ssim = structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False)
+    ssim = structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     return float(psnr), float(ssim)
 
 
@@ -342,16 +504,32 @@ def evaluate_model(model: keras.Model, photos: dict[str, np.ndarray]) -> dict:
         bicubic = np.asarray(Image.fromarray(low).resize((high.shape[1], high.shape[0]), Image.BICUBIC))
         model_psnr, model_ssim = y_metrics(high, upscale_image(model, low), scale)
         bicubic_psnr, bicubic_ssim = y_metrics(high, bicubic, scale)
-        per_image[name] = {"psnr_y": round(model_psnr, 3), "ssim_y": round(model_ssim, 4),
-                           "bicubic_psnr_y": round(bicubic_psnr, 3), "bicubic_ssim_y": round(bicubic_ssim, 4)}
+        per_image[name] = {
+            "psnr_y": round(model_psnr, 3),
+            "ssim_y": round(model_ssim, 4),
+            "bicubic_psnr_y": round(bicubic_psnr, 3),
+            "bicubic_ssim_y": round(bicubic_ssim, 4),
+        }
 
     def mean(key):
         return float(np.mean([m[key] for m in per_image.values()]))
 
-    return {"scale": scale, "images": len(per_image),
-            "psnr_y": round(mean("psnr_y"), 3), "ssim_y": round(mean("ssim_y"), 4),
-            "bicubic_psnr_y": round(mean("bicubic_psnr_y"), 3), "bicubic_ssim_y": round(mean("bicubic_ssim_y"), 4),
-            "gain_db": round(mean("psnr_y") - mean("bicubic_psnr_y"), 3), "per_image": per_image}
+    return {
+        "scale": scale,
+        "images": len(per_image),
+        "psnr_y": round(mean("psnr_y"), 3),
+        "ssim_y": round(mean("ssim_y"), 4),
+        "bicubic_psnr_y": round(mean("bicubic_psnr_y"), 3),
+        "bicubic_ssim_y": round(mean("bicubic_ssim_y"), 4),
+        "gain_db": round(mean("psnr_y") - mean("bicubic_psnr_y"), 3),
+        "per_image": per_image,
+    }
+
+
+def evaluate_offline(model: keras.Model) -> dict:
+    """The held-out smooth photos (top level, as always) and the texture set beside them."""
+    texture = evaluate_model(model, debian_photos.texture_photos())
+    return {**evaluate_model(model, photo_data.sample_photos("test")), "texture": texture}
 
 
 def load(weights: str | Path | None, scale: int | None) -> keras.Model:
@@ -365,33 +543,59 @@ def load(weights: str | Path | None, scale: int | None) -> keras.Model:
 # ---------------------------------------------------------- CLI entry points
 
 
-def train(*, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int,
-          scale: int) -> dict:
-    config = dataclasses.replace(PRESETS[preset], scale=scale, data=str(data) if data else None)
+def train(
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    scale: int,
+    init: str | None,
+) -> dict:
+    config = dataclasses.replace(PRESETS[preset], scale=scale, data=str(data) if data else None, init=init)
+    donor = single_model(load(init, scale)) if init and not resume else None  # a resumed run restores its own
+    if donor is not None:
+        harness.start_from(build_model(config), donor, init)  # a bad --init fails here, before a run directory
     run = harness.start_run(f"upscale-x{config.scale}", config, out, resume, seed, epochs)
     config = run.config
-    train_photos, validation_photos = training_photos(config.data)
+    train_photos, validation_photos, sources = training_photos(config.data)
     steps = config.epochs * config.steps_per_epoch
-    patches = PatchDataset(train_photos, config.scale, config.patch, config.batch_size,
-                           config.steps_per_epoch, run.seed, workers=config.workers)
+    patches = PatchDataset(
+        train_photos,
+        config.scale,
+        config.patch,
+        config.batch_size,
+        config.steps_per_epoch,
+        run.seed,
+        workers=config.workers,
+        detail_tries=config.detail_tries,
+    )
     low, high = PatchDataset(validation_photos, config.scale, config.patch, 64, 1, run.seed + 1, augment=False)[0]
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
     with harness.scope():  # a distributed run's model and optimizer are mirrored on every replica
         model = build_model(config)
+        if donor is not None:
+            print(f"--init {init}: copied " + ", ".join(harness.start_from(model, donor, init)), flush=True)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mean_absolute_error", metrics=[psnr_metric])
     harness.fit(run, model, patches, (low, high), epochs=config.epochs, monitor="val_psnr", mode="max")
     best = harness.best_model(run)
+    if config.self_ensemble:  # what ships is then ensemble.keras, and the metrics are its own
+        best = self_ensemble(best)
+        with atomic_output(run.file("ensemble.keras"), force=True) as tmp:
+            best.save(tmp)
     # With --data, the folder's first photo (held out from training) stands in for a test set.
-    held_out = {"validation": validation_photos[0]} if config.data else photo_data.sample_photos("test")
-    metrics = evaluate_model(best, held_out)
-    run.write_metrics(metrics)
+    metrics = evaluate_model(best, {"validation": validation_photos[0]}) if config.data else evaluate_offline(best)
+    run.write_metrics({**metrics, "training_sources": sources})
     return {"run": str(run.path), **{k: v for k, v in metrics.items() if k != "per_image"}}
 
 
 def evaluate(*, weights: str | None, data: Path | None, scale: int | None) -> dict:
     model = load(weights, scale)
-    photos = photo_data.folder_photos(data, min_side=MIN_SIDE) if data else photo_data.sample_photos("test")
-    return evaluate_model(model, photos)
+    if data:
+        return evaluate_model(model, photo_data.folder_photos(data, min_side=MIN_SIDE))
+    return evaluate_offline(model)
 
 
 @dataclasses.dataclass
@@ -410,7 +614,7 @@ class Upscaled(api.Result):
         return f"{self.input} -> {self.output or 'image'} ({w}x{h} -> {big_w}x{big_h})"
 
     def save(self, path: str | Path, force: bool = False) -> Path:
-        self.output = str(save_image(np.asarray(self.image), Path(path), force=force))
+        self.output = str(save_image(self.image, Path(path), force=force))
         return Path(path)
 
 
@@ -426,10 +630,46 @@ class Predictor(api.Predictor):
         images = [input_image(source, min_side=MIN_SIDE) for source in inputs]  # all checked before any work
         results = []
         for name, image in images:
-            upscaled = upscale_image(self.model, image)
-            results.append(Upscaled(name, self.scale, (image.shape[1], image.shape[0]),
-                                    (upscaled.shape[1], upscaled.shape[0]), Image.fromarray(upscaled)))
+            upscaled = upscale_to_image(self.model, image)
+            results.append(Upscaled(name, self.scale, (image.shape[1], image.shape[0]), upscaled.size, upscaled))
         return results
 
     def output_name(self, source: Path | None) -> str:
         return f"{Path(source or 'image').stem}_x{self.scale}.png"
+
+    def exportables(self) -> list:
+        """One graph: uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3), as `upscale_to_image` computes
+        it (bicubic colour planes plus the model's luma residual), the whole image at once and in float32;
+        the bicubic is the model's own layer (mirrored edges) where the app uses Pillow's (clamped edges)."""
+        from zoo.export import Exportable
+
+        pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")
+        rgb = ops.cast(pixels, "float32")
+        y = ops.matmul(rgb / 255.0, _RGB_TO_YCBCR[0][:, None].astype(np.float32)) + float(_YCBCR_OFFSET[0])
+        added = residual_model(self.model, "float32")(y) * _LUMA_RESIDUAL_TO_RGB_LEVELS
+        upscaled = BicubicUpsample(self.scale, name="colour_bicubic")(rgb) + added + 0.5
+        graph = keras.Model(pixels, ops.cast(ops.clip(upscaled, 0, 255), "uint8"), name=f"upscale_x{self.scale}_rgb")
+        held_out = photo_data.sample_photos("test")
+
+        def y_psnr(run) -> dict:
+            measured = []
+            for photo in held_out.values():
+                high = crop_to_multiple(photo, self.scale)
+                measured.append(y_metrics(high, run([downscale(high, self.scale)[None]])[0], self.scale)[0])
+            return {"psnr_y": round(float(np.mean(measured)), 3), "images": len(measured)}
+
+        def calibration(folder: Path | None, count: int):
+            photos = (
+                list(photo_data.folder_photos(folder, min_side=MIN_SIDE).values())
+                if folder
+                else training_photos(None)[0]
+            )
+            rng = np.random.default_rng(0)
+            crops = []
+            for i in range(count):  # low-resolution crops, as the model sees them
+                low = downscale(photos[i % len(photos)], self.scale)
+                top, left = (rng.integers(0, max(1, n - CALIBRATION_SIDE)) for n in low.shape[:2])
+                crops.append([low[None, top : top + CALIBRATION_SIDE, left : left + CALIBRATION_SIDE]])
+            return crops
+
+        return [Exportable(f"upscale_x{self.scale}", graph, y_psnr, calibration, {"scale": self.scale})]

@@ -2,7 +2,7 @@
 
 Landmarks: `shape_predictor_5_face_landmarks.dat` is an ensemble of regression trees
 (Kazemi and Sullivan, "One Millisecond Face Alignment with an Ensemble of Regression
-Trees", CVPR 2014), read here from dlib's serialisation (dlib/image_processing/
+Trees", CVPR 2014), read here with `dlib_format.Reader` (dlib/image_processing/
 shape_predictor.h). A face box maps the unit square onto the image; starting from the mean
 shape, each cascade level samples grey pixels at offsets anchored to the current landmarks
 (offsets rotated and scaled by the similarity transform from the mean shape to the current
@@ -18,17 +18,26 @@ aliased. Points are (x, y) in pixels throughout.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
 
+from zoo.data.download import cache_dir
 from zoo.errors import BadInput
-from zoo.vision.dlib_import import _Reader
+from zoo.vision.faces import dlib_format
 
+CHIP_SIDE = 150  # dlib's chip, what its ResNet embeds
 # dlib's template for the 5-point model: two corners of each eye and the base of the nose.
-CHIP_TEMPLATE = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
-                          [0.1205750620789, 0.2137274526848], [0.3340850613712, 0.2290642403242],
-                          [0.4901123135679, 0.6277975316475]])
+CHIP_TEMPLATE = np.array(
+    [
+        [0.8595674595992, 0.2134981538014],
+        [0.6460604764104, 0.2289674387677],
+        [0.1205750620789, 0.2137274526848],
+        [0.3340850613712, 0.2290642403242],
+        [0.4901123135679, 0.6277975316475],
+    ]
+)
 
 
 @dataclasses.dataclass
@@ -40,7 +49,7 @@ class ShapePredictor:
     deltas: list  # per level: (F, 2) offset from the anchor, in mean-shape units
 
 
-def _matrix(r: _Reader) -> np.ndarray:
+def _matrix(r: dlib_format.Reader) -> np.ndarray:
     rows, cols = -r.int(), -r.int()  # dlib writes negative sizes in its current matrix format
     if rows < 0 or cols < 0 or rows * cols > 10**6:
         r.fail("bad matrix")
@@ -50,7 +59,7 @@ def _matrix(r: _Reader) -> np.ndarray:
 def read_shape_predictor(path: Path) -> ShapePredictor:
     """Parse dlib's shape_predictor file (version 1)."""
     path = Path(path)
-    r = _Reader(path.read_bytes(), str(path))
+    r = dlib_format.Reader(path.read_bytes(), str(path))
     if r.int() != 1:
         r.fail("not a shape predictor")
     initial = _matrix(r).reshape(-1, 2)
@@ -64,11 +73,19 @@ def read_shape_predictor(path: Path) -> ShapePredictor:
         splits.append(np.stack(level_splits))
         leaves.append(np.stack(level_leaves))
     anchors = [np.array([r.int() for _ in range(r.int())]) for _ in range(r.int())]
-    deltas = [np.array([[r.float(), r.float()] for _ in range(r.int())], np.float32).reshape(-1, 2)
-              for _ in range(r.int())]
+    deltas = [
+        np.array([[r.float(), r.float()] for _ in range(r.int())], np.float32).reshape(-1, 2) for _ in range(r.int())
+    ]
     if len(anchors) != len(splits) or r.pos != len(r.data):
         r.fail("inconsistent shape predictor")
     return ShapePredictor(initial, splits, leaves, anchors, deltas)
+
+
+@functools.cache
+def shape_predictor() -> ShapePredictor:
+    """dlib's installed 5-point model, parsed once (seconds of pure Python) and kept as an .npz in the cache."""
+    cached = cache_dir() / "models" / "faces_shape_predictor_5.npz"
+    return load_cached(dlib_format.installed(dlib_format.LANDMARKS), cached)
 
 
 def load_cached(path: Path, cache: Path) -> ShapePredictor:
@@ -78,11 +95,19 @@ def load_cached(path: Path, cache: Path) -> ShapePredictor:
         with np.load(cache) as data:
             if str(data["key"]) == key:
                 levels = int(data["levels"])
-                return ShapePredictor(data["initial"], *([data[f"{field}{i}"] for i in range(levels)]
-                                                         for field in ("splits", "leaves", "anchors", "deltas")))
+                return ShapePredictor(
+                    data["initial"],
+                    *(
+                        [data[f"{field}{i}"] for i in range(levels)]
+                        for field in ("splits", "leaves", "anchors", "deltas")
+                    ),
+                )
     model = read_shape_predictor(path)
-    arrays = {f"{field}{i}": a for field in ("splits", "leaves", "anchors", "deltas")
-              for i, a in enumerate(getattr(model, field))}
+    arrays = {
+        f"{field}{i}": a
+        for field in ("splits", "leaves", "anchors", "deltas")
+        for i, a in enumerate(getattr(model, field))
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.part.npz")
     np.savez(tmp, key=key, levels=len(model.splits), initial=model.initial, **arrays)
@@ -138,7 +163,7 @@ def predict(model: ShapePredictor, image: np.ndarray, box) -> np.ndarray:
 # ---------------------------------------------------------------- alignment
 
 
-def chip_square(landmarks: np.ndarray, size: int = 150, padding: float = 0.25):
+def chip_square(landmarks: np.ndarray, size: int = CHIP_SIDE, padding: float = 0.25):
     """dlib's get_face_chip_details: the chip's (centre, side, angle) in the image."""
     if landmarks.shape != (5, 2):
         raise BadInput(f"need 5 landmarks, got {landmarks.shape}")
@@ -191,7 +216,7 @@ def bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.clip(value, 0, 255).astype(np.uint8)  # dlib assigns doubles to uint8 by truncation
 
 
-def extract_chip(image: np.ndarray, landmarks: np.ndarray, size: int = 150, padding: float = 0.25) -> np.ndarray:
+def extract_chip(image: np.ndarray, landmarks: np.ndarray, size: int = CHIP_SIDE, padding: float = 0.25) -> np.ndarray:
     """The aligned (size, size, 3) uint8 RGB chip the embedding network expects (extract_image_chip)."""
     centre, side, angle = chip_square(landmarks, size, padding)
     corners = _corners(centre, side, angle)
@@ -203,7 +228,7 @@ def extract_chip(image: np.ndarray, landmarks: np.ndarray, size: int = 150, padd
         height, width = image.shape[:2]
         low = np.floor(np.maximum(corners.min(0) - grow, 0) + 0.5).astype(int)
         high = np.floor(np.minimum(corners.max(0) + grow, [width - 1, height - 1]) + 0.5).astype(int)
-        image = image[low[1]: high[1] + 1, low[0]: high[0] + 1]
+        image = image[low[1] : high[1] + 1, low[0] : high[0] + 1]
         corners = corners - low
         for _ in range(depth):
             image, corners = pyramid_down(image), _point_down(corners)
