@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Image captioning: the `captioning` app
 #
+# **Title:** Image captioning: the `captioning` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Music generation: the `music` app
 #
+# **Title:** Music generation: the `music` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

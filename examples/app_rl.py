@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Reinforcement learning: the `rl` app
 #
+# **Title:** Reinforcement learning: the `rl` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

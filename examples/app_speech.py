@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Spoken digits: the `speech` app
 #
+# **Title:** Spoken digits: the `speech` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Super-resolution: the `upscale` app
 #
+# **Title:** Super-resolution: the `upscale` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Keras and TensorFlow programming
 #
+# **Title:** Keras and TensorFlow programming<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

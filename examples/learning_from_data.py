@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Learning from data and optimisation
 #
+# **Title:** Learning from data and optimisation<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
 # **Last modified:** 2026/12/06<br>

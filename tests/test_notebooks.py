@@ -19,6 +19,7 @@ NOTEBOOKS = sorted((ROOT / "examples").glob("*.py"))
 LECTURE = ("learning_from_data", "automatic_differentiation", "keras_programming")
 HEADER = re.compile(
     r"# (?P<title>[^\n]+)\n\n"
+    r"\*\*Title:\*\* (?P=title)<br>\n"
     r"\*\*Author:\*\* (?P<author>[^\n]+)<br>\n"
     r"\*\*Date created:\*\* (?P<created>\d{4}/\d{2}/\d{2})<br>\n"
     r"\*\*Last modified:\*\* (?P<modified>\d{4}/\d{2}/\d{2})<br>\n"
