@@ -451,16 +451,20 @@ def _tiles(height: int, width: int, tile: int, margin: int):
             )
 
 
-def upscale_to_image(model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto") -> Image.Image:
+def upscale_to_image(
+    model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto", residual: keras.Model | None = None
+) -> Image.Image:
     """uint8 RGB -> the upscaled PIL image: Pillow's bicubic of the colour planes plus the model's
     luma residual, tile by tile.
 
     Pillow resizes each tile from the whole photo (`box`), so tiles join seamlessly, and the
     model sees a margin wider than its receptive field, so the tiled result equals the
     whole-image result. Peak memory: the input, the output image (held once) and one tile.
+    A caller that upscales many photos passes `residual_model(model, precision)` once as
+    `residual`: building it clones the model (bfloat16) and compiles it anew.
     """
     scale, margin = model_scale(model), receptive_radius(model)
-    residual = residual_model(model, precision)
+    residual = residual or residual_model(model, precision)
     height, width, _ = rgb.shape
     source = Image.fromarray(rgb)
     result = Image.new("RGB", (width * scale, height * scale))
@@ -625,12 +629,13 @@ class Predictor(api.Predictor):
         super().__init__(spec, options)
         self.model = load(self.weights, self.options["scale"])
         self.scale = self.options["scale"] = model_scale(self.model)
+        self.residual = residual_model(self.model)  # built and compiled once, for every call
 
     def predict(self, inputs, **options) -> list[Upscaled]:
         images = [input_image(source, min_side=MIN_SIDE) for source in inputs]  # all checked before any work
         results = []
         for name, image in images:
-            upscaled = upscale_to_image(self.model, image)
+            upscaled = upscale_to_image(self.model, image, residual=self.residual)
             results.append(Upscaled(name, self.scale, (image.shape[1], image.shape[0]), upscaled.size, upscaled))
         return results
 
