@@ -117,22 +117,17 @@ def test_grid_layout():
 # --------------------------------------------------------------------- CLI
 
 
+def _explain_trouser(zoo, garment, out, method, weights):
+    """`zoo explain classify GARMENT -o OUT --method METHOD --target Trouser --weights WEIGHTS`."""
+    return zoo(
+        "explain", "classify", garment, "-o", out, "--method", method, "--target", "Trouser", "--weights", weights
+    )
+
+
 def test_explain_cli_writes_both_maps(zoo, tiny_weights, garment, tmp_path):
     for method in explain.METHODS:
         out = tmp_path / f"{method}.png"
-        result = zoo(
-            "explain",
-            "classify",
-            garment,
-            "-o",
-            out,
-            "--method",
-            method,
-            "--target",
-            "Trouser",
-            "--weights",
-            tiny_weights,
-        )
+        result = _explain_trouser(zoo, garment, out, method, tiny_weights)
         assert result.code == 0, result.err
         assert "Trouser" in result.out and Image.open(out).size == (224, 224)
 
@@ -150,22 +145,7 @@ def test_predictor_explain_is_what_the_cli_writes(zoo, tiny_weights, garment, tm
             "output": None,
         }
         out = tmp_path / f"cli-{method}.png"
-        assert (
-            zoo(
-                "explain",
-                "classify",
-                garment,
-                "-o",
-                out,
-                "--method",
-                method,
-                "--target",
-                "Trouser",
-                "--weights",
-                tiny_weights,
-            ).code
-            == 0
-        )
+        assert _explain_trouser(zoo, garment, out, method, tiny_weights).code == 0
         assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(result.image))
         result.save(tmp_path / f"{method}.png")
         assert result.output == str(tmp_path / f"{method}.png") and result.text.endswith(result.output)

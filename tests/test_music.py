@@ -241,61 +241,32 @@ def test_audio_rendering_fluidsynth_and_numpy_fallback(tmp_path, use_fluidsynth)
 
 
 def test_demo_writes_midi_wav_and_piano_roll_and_same_seed_same_song(zoo, tiny_weights, tmp_path, midi_folder):
-    first = zoo(
-        "demo",
-        "music",
-        "--weights",
-        tiny_weights,
-        "--bars",
-        4,
-        "--seed",
-        5,
-        "--top-k",
-        10,
-        "-o",
-        tmp_path / "a.mid",
-        "--json",
-    )
+    def song(seed: int, name: str, *more):
+        return zoo(
+            "demo",
+            "music",
+            "--weights",
+            tiny_weights,
+            "--bars",
+            4,
+            "--seed",
+            seed,
+            "--top-k",
+            10,
+            "-o",
+            tmp_path / name,
+            *more,
+        )
+
+    first = song(5, "a.mid", "--json")
     assert first.code == 0, first.err
     result = json.loads(first.out)[0]
     for key in ("output", "wav", "png"):
         assert Path(result[key]).stat().st_size > 100
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
-    assert (
-        zoo(
-            "demo",
-            "music",
-            "--weights",
-            tiny_weights,
-            "--bars",
-            4,
-            "--seed",
-            5,
-            "--top-k",
-            10,
-            "-o",
-            tmp_path / "b.mid",
-        ).code
-        == 0
-    )
+    assert song(5, "b.mid").code == 0
     assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
-    assert (
-        zoo(
-            "demo",
-            "music",
-            "--weights",
-            tiny_weights,
-            "--bars",
-            4,
-            "--seed",
-            6,
-            "--top-k",
-            10,
-            "-o",
-            tmp_path / "c.mid",
-        ).code
-        == 0
-    )
+    assert song(6, "c.mid").code == 0
     assert (tmp_path / "c.mid").read_bytes() != (tmp_path / "a.mid").read_bytes()
     primed = zoo(
         "demo",
