@@ -6,15 +6,16 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages: Fashion-MNIST (offline data), fluidsynth + General MIDI soundfont (music demo audio),
 # chromium (the gallery's and zoo serve's browser tests, driven by Playwright); espeak-ng, flite, festival
 # and its voices (the speech app's synthetic voices), asterisk-core-sounds-en-wav (its held-out real speaker),
+# pocketsphinx-testdata (one TIDIGITS recording: real connected digits for the speech app's digit strings),
 # lomiri-wallpapers-16.04 and -20.04 (real photographs: upscale's texture test set and training photos).
 APT_PACKAGES := dataset-fashion-mnist fluidsynth fluid-soundfont-gm chromium espeak-ng flite festival \
-	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav \
+	festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav pocketsphinx-testdata \
 	lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 DEMO_PHOTO := out/chelsea.png
 ZOO_CACHE  ?= $(HOME)/.cache/keras-zoo
 NOTEBOOKS  := out/notebooks
 
-.PHONY: setup demo test lint test-slow bench notebooks clean
+.PHONY: setup demo test lint test-slow bench notebooks gallery clean
 
 setup: $(STAMP)
 
@@ -62,6 +63,12 @@ notebooks: setup
 	@for nb in examples/*.py; do echo "== $$nb"; \
 	  $(BIN)/jupytext --quiet --to ipynb --set-kernel python3 --execute --run-path . \
 	    --output $(NOTEBOOKS)/$$(basename $$nb .py).ipynb $$nb || exit 1; done
+
+# The static site (docs/gallery.md) in out/site/, with the notebooks as `make notebooks` last executed
+# them (zoo gallery reads out/notebooks/ when it exists; it never executes them itself).
+gallery: setup
+	$(BIN)/zoo gallery -o out/site
+	@echo "open out/site/index.html"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

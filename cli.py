@@ -202,6 +202,11 @@ def _card_lines(spec: registry.AppSpec) -> list[str]:
         lines += _weights_lines(spec, entry)
     if not spec.weights:
         lines.append("  weights: none shipped yet")
+    for published in spec.published:
+        alias = f" (also --weights {published.default_for})" if published.default_for else ""
+        lines.append(f"  weights {published.tag}{alias}: downloaded on first use, {published.architecture}")
+        lines += [f"    source: {published.source}", f"    licence: {published.licence}", "    metrics (published):"]
+        lines += [f"      {metric}: {_compact(value)}" for metric, value in published.metrics.items()]
     return lines
 
 
@@ -426,11 +431,15 @@ def visualize(
     help="The artefact (a folder for a SavedModel or several graphs); PATH.json goes beside it.",
 )
 @click.option("--weights", help="A .keras file, a run directory or a shipped tag (default: the card's).")
-@click.option("--quantize", metavar="float16|int8", help="LiteRT only: float16 weights, or int8 (calibrated).")
+@click.option(
+    "--quantize",
+    metavar="float16|int8|int16x8",
+    help="LiteRT only: float16 weights, or int8 weights with 8- or 16-bit activations (calibrated).",
+)
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help="With --quantize int8: a folder of the app's inputs (default: its own training data).",
+    help="With --quantize int8 or int16x8: a folder of the app's inputs (default: its own training data).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing artefact.")
 @click.option("--json", "as_json", is_flag=True, help="Print PATH.json's record.")
@@ -467,18 +476,27 @@ def export_app(
 @zoo.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The site's folder.")
 @click.option("--force", is_flag=True, help="Replace an existing folder that is not a previous gallery.")
-def gallery(output: Path, force: bool) -> None:
-    """Build a static site of every app: its card, fresh demo outputs (cached) and its source."""
+@click.option(
+    "--notebooks",
+    type=click.Path(path_type=Path),
+    help="Folder of executed notebooks to show (default: out/notebooks when it exists; `make notebooks` makes it).",
+)
+def gallery(output: Path, force: bool, notebooks: Path | None) -> None:
+    """Build a static site of every app: its card, fresh demo outputs (cached), its source and notebook."""
     from zoo.gallery import needs_web
 
     needs_web("jinja2", "pygments")
     from zoo.gallery import build
 
+    if notebooks is None and build.NOTEBOOKS.is_dir():
+        notebooks = build.NOTEBOOKS
     with _quiet_import():  # the demos import TensorFlow, unless every output is cached
-        built = build.build(output, force)
+        built = build.build(output, force, notebooks)
     fresh = ", ".join(built["demos_run"]) or "none, all cached"
+    shown = f"{len(built['notebooks'])} of {len(built['notebooks']) + len(built['notebooks_not_executed'])}"
     click.echo(
-        f"{built['output']}/index.html: {len(built['apps'])} apps in {built['seconds']:.1f} s (demos run: {fresh})"
+        f"{built['output']}/index.html: {len(built['apps'])} apps in {built['seconds']:.1f} s (demos run: {fresh}; "
+        f"notebooks: {shown} executed{', make notebooks executes them' if built['notebooks_not_executed'] else ''})"
     )
 
 

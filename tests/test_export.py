@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import api, export
+from zoo import api, export, registry
+from zoo.data.examples import SOURCES
 from zoo.data.labelled_images import fashion_mnist
 from zoo.errors import BadInput
 
@@ -142,3 +144,100 @@ def test_an_app_without_a_graph_refuses_in_one_line():
 
     with pytest.raises(BadInput, match="has no exportable graph"):
         Nothing(registry.get("upscale"), {}).export("onnx", "x.onnx")
+
+
+@pytest.fixture(scope="module")
+def captioning():
+    return api.load("captioning")
+
+
+def docs_block(after: str) -> str:
+    """The first ```python block of docs/export.md after the line containing `after`."""
+    text = (Path(__file__).parents[1] / "docs" / "export.md").read_text()
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start : text.index("```\n", start)]
+
+
+def test_captioning_exports_two_parts_whose_docs_loop_finds_the_apps_captions(captioning, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the docs' loop reads captioning.json and captioning/*.onnx from here
+    record = captioning.export("onnx", "captioning")
+    assert sorted(p.name for p in (tmp_path / "captioning").iterdir()) == ["decoder_step.onnx", "encoder.onnx"]
+    step = record["graphs"]["decoder_step"]
+    assert [o["name"] for o in step["outputs"]] == ["attention", "logits"]
+    assert step["words"][:4] == ["<pad>", "<unk>", "<start>", "<end>"] and step["max_length"] == 16
+    measured = step["metrics"]
+    assert measured["exported"] == measured["keras"] and measured["keras"]["images"] == 200
+    assert measured["keras"]["seen"]["bleu_4"] > 0.9 and measured["keras"]["unseen"]["bleu_4"] > 0.7
+    namespace = {}
+    exec(docs_block("Greedy decoding in NumPy and ONNX Runtime"), namespace)
+    sources = [s for example in registry.get("captioning").examples for s in example["inputs"]]
+    photos = [SOURCES[kind](*arguments)[0] for kind, *arguments in (s.split(":") for s in sources)]
+    assert len(photos) == 4 and photos[-1].shape[0] != 224  # three scenes and a photo to crop
+    assert [namespace["caption"](p) for p in photos] == [c.caption for c in captioning(photos, beam=1)]
+    runner = export.load_runner("onnx", tmp_path / "captioning" / "decoder_step.onnx")
+    features = export.load_runner("onnx", tmp_path / "captioning" / "encoder.onnx")([photos[0][None, :48, :48]])
+    outputs = runner({"tokens": np.array([[2, 5]], np.int32), "features": features})
+    assert list(outputs) == ["attention", "logits"] and outputs["attention"].shape == (1, 36)
+    with pytest.raises(TypeError, match="by name"):
+        runner([features, np.array([[2]], np.int32)])
+
+
+def test_captioning_step_in_litert_agrees_with_keras(captioning, tmp_path):
+    record = captioning.export("litert", tmp_path / "caption_parts")
+    measured = record["graphs"]["decoder_step"]["metrics"]
+    assert measured["exported"] == measured["keras"]
+    [encoder, step] = captioning.exportables()
+    features = np.random.default_rng(0).normal(size=(3, 36, 128)).astype(np.float32)
+    tokens = np.array([[2, 5, 7], [2, 9, 4], [2, 6, 6]], np.int32)
+    exported = export.load_runner("litert", tmp_path / "caption_parts" / "decoder_step.tflite")
+    expected = export.keras_runner(step.model)({"features": features, "tokens": tokens})
+    given = exported({"tokens": tokens, "features": features})
+    for name in ("logits", "attention"):
+        assert np.abs(given[name] - expected[name]).max() < 1e-4
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "litert"])
+def test_music_step_export_scores_held_out_lines_as_keras_does(export_format, tmp_path):
+    music = api.load("music")
+    output = tmp_path / ("step.onnx" if export_format == "onnx" else "step.tflite")
+    measured = music.export(export_format, output)["graphs"]["step"]["metrics"]
+    assert measured["keras"]["tokens"] > 1000 and measured["keras"]["perplexity"] < 4
+    assert abs(measured["exported"]["nll"] - measured["keras"]["nll"]) < 1e-3
+    assert abs(measured["exported"]["next_token_accuracy"] - measured["keras"]["next_token_accuracy"]) < 1e-3
+    # The step follows the app's own generator: the same logits and states, a token at a time.
+    step = export.load_runner(export_format, output)
+    states = {name: np.zeros((2, 256), np.float32) for name in ("h0", "c0", "h1", "c1")}
+    generator_states = [np.zeros((2, 256), np.float32) for _ in range(4)]
+    heard = np.zeros((2, 3), np.int32)
+    for token, position in ((3, 0), (40, 0), (110, 4)):
+        tokens, positions = np.full(2, token, np.int32), np.full(2, position, np.int32)
+        outputs = step({"token": tokens, "position": positions, "voice_pitches": heard, "voice_gaps": heard, **states})
+        logits, generator_states = music.generator.step(tokens, positions, generator_states)
+        assert np.abs(outputs["logits"] - logits).max() < 1e-4
+        states = {name: outputs[name + "_next"] for name in states}
+        assert np.abs(states["c1"] - generator_states[3]).max() < 1e-4
+
+
+@pytest.mark.parametrize("app", ["captioning", "music"])
+def test_a_decoding_step_refuses_calibrated_quantisation_in_one_line(app, zoo, tmp_path):
+    output = tmp_path / "q.tflite"
+    done = zoo("export", app, "--format", "litert", "--quantize", "int8", "-o", output)
+    assert_one_line_error(done, "--quantize int8", "not quantised to int8", "--quantize float16")
+    assert not output.exists() and not (tmp_path / "q.tflite.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no scratch folder left either
+
+
+def test_captioning_parts_go_in_a_folder(zoo, tmp_path):
+    assert_one_line_error(
+        zoo("export", "captioning", "--format", "onnx", "-o", tmp_path / "c.onnx"),
+        "exports encoder and decoder_step into a folder",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.slow
+def test_int16x8_upscale_keeps_float_y_psnr_within_a_tenth_of_a_db(tmp_path):
+    """Full int8 loses 0.13 dB (docs/export.md); 16-bit activations keep it (~1 min: calibration, 4 photos)."""
+    record = api.load("upscale", scale=2).export("litert", tmp_path / "x2.tflite", quantize="int16x8")
+    measured = record["graphs"]["upscale_x2"]["metrics"]
+    assert measured["keras"]["psnr_y"] - measured["exported"]["psnr_y"] < 0.1

@@ -361,7 +361,13 @@ def test_evaluate_on_a_pairs_file_writes_the_roc(photos, tmp_path):
     save(photos["grace_hopper"], tmp_path / "c.png")
     (tmp_path / "pairs.tsv").write_text("a.png\tb.png\t1\na.png\tc.png\t0\nb.png\tc.png\t0\n")
     result = evaluation.evaluate(
-        weights=None, pairs=tmp_path / "pairs.tsv", lfw=False, roc_png=tmp_path / "roc.png", threshold=0.6, force=False
+        weights=None,
+        pairs=tmp_path / "pairs.tsv",
+        lfw=False,
+        roc_png=tmp_path / "roc.png",
+        threshold=0.6,
+        force=False,
+        reliability_png=None,
     )
     assert result["accuracy"] == 1.0 and result["eer"] == 0.0 and result["pairs"] == 3
     assert Image.open(tmp_path / "roc.png").size[0] > 100
@@ -539,3 +545,70 @@ def test_model_card_numbers_are_those_of_the_converted_embedding(zoo):
         assert measured[metric] == pytest.approx(value, abs=1e-4), metric
     for metric, value in entry.baseline["metrics"].items():
         assert measured["baseline"][metric] == pytest.approx(value, abs=1e-4), metric
+
+
+# ------------------------------------------------------------------ what the model knows (zoo.limits)
+
+
+def test_the_match_probability_is_one_half_at_the_centre_and_falls_with_distance():
+    limits_of_dlib = app.FaceLimits.of(registry_sha("dlib-resnet-v1"))
+    assert limits_of_dlib.centre == 0.6 and 0 < limits_of_dlib.temperature < 0.1
+    near, centre, far = (limits_of_dlib.same_probability(d) for d in (0.4, 0.6, 0.8))
+    assert near > 0.95 and centre == 0.5 and far < 0.05
+    expected = 1 / (1 + np.exp(-(0.6 - 0.4) / limits_of_dlib.temperature))
+    assert near == pytest.approx(expected, abs=1e-4)  # the softmax of (0, centre - d) is that logistic
+    assert app.FaceLimits.of("0" * 64) is None  # a trained embedding: no calibration, no face check
+
+
+def registry_sha(tag: str) -> str:
+    from zoo import registry
+
+    return next(e.sha256 for e in registry.get("faces").weights if e.tag == tag)
+
+
+@needs_mtcnn
+def test_verify_gives_a_calibrated_probability_of_the_same_person(recogniser, photos):
+    same = recogniser.verify(photos["astronaut"], mirrored(photos["astronaut"]))
+    different = recogniser.verify(photos["astronaut"], photos["grace_hopper"])  # distance 0.69, the closest pair
+    assert same.probability > 0.99 and different.probability < 0.1
+    assert f"p(same) {different.probability:.1%}" in different.text
+
+
+@needs_mtcnn
+def test_a_false_face_of_the_detector_is_no_face_to_the_embedding(recogniser, photos, people, tmp_path):
+    """A crop of scikit-image's stereo_motorcycle where MTCNN finds a 'face' at 0.99 (`zoo evaluate faces
+    --reliability-png` finds it among 208 face-free crops): the descriptor's length refuses it, so it is
+    neither boxed nor matched, and verify says there is no face."""
+    from zoo import limits
+
+    crop = limits.photo_crops(without=evaluation.WITH_PEOPLE)[73]
+    [false_face] = pipeline.find_faces(crop)
+    assert false_face.confidence > 0.95  # the detector is fooled
+    found = zoo.load("faces", gallery=people)(crop)
+    assert found.faces == [] and found.not_faces == 1
+    assert found.text.startswith("<array>: no face found\n  note: left out 1 region") and "a person" in found.text
+    path = save(crop, tmp_path / "motorcycle.png")
+    with pytest.raises(BadInput, match=f"^{path}: no face found \\(what the detector found at .* is no face"):
+        recogniser.verify(photos["astronaut"], path)
+    [face] = recogniser(photos["astronaut"]).faces  # a real face passes, its check recorded
+    assert face.domain.in_domain and face.domain.score > face.domain.threshold
+
+
+def test_calibration_fits_on_half_the_photo_pairs_and_measures_on_the_other(tmp_path):
+    """measure_calibration on made-up descriptors of the packaged photos' people: each person a point,
+    each view of a photo near it (some views far off, as degraded photos are); T is fitted within its
+    bounds, ECE falls, and the two halves share no photo pair."""
+    rng = np.random.default_rng(0)
+    centres = {person: rng.normal(0, 0.035, 128) for person in sorted(set(face_data.PEOPLE.values()))}
+    descriptors = {  # same person about 0.3-0.65 apart, different people about 0.65-0.85: they overlap
+        photo: centres[person] + rng.normal(0, rng.choice([0.02, 0.04], size=(8, 1)), (8, 128))
+        for photo, person in face_data.PEOPLE.items()
+    }
+    report = evaluation.measure_calibration(descriptors, tmp_path / "reliability.png", force=False)
+    assert report["photo_pairs"] == {"validation": 14, "test": 14, "test_same": 5}
+    assert report["view_pairs"] == {"validation": 14 * 64, "test": 14 * 64}
+    low, high = evaluation.TEMPERATURE_BOUNDS
+    assert low < report["temperature"] < high and report["ece_after"] < report["ece_before"]
+    assert Image.open(tmp_path / "reliability.png").format == "PNG"
+    few = {photo: descriptors[photo] for photo in ("astronaut", "grace_hopper")}  # no sdist: no same-person pair
+    assert "skipped" in evaluation.measure_calibration(few, None, force=False)

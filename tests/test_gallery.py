@@ -3,13 +3,18 @@
 The site is built once per module, with the usual demo-output cache (so a second test session
 is quick); every page is then served by `python -m http.server` on 127.0.0.1 and loaded in
 chromium, which must see every image and audio file, no console or page error, no failed or
-outside request. A copy with a missing image must fail the same checks.
+outside request. A copy with a missing image must fail the same checks. The notebooks shown are
+tiny ones made here, with a picture inline as an executed notebook has it (executing the real
+examples takes minutes: tests/test_notebooks.py does that).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -63,11 +68,71 @@ def http_server(folder: Path):
         server.wait(timeout=10)
 
 
+NOTEBOOK_SOURCE = """# %% [markdown]
+# # {title}
+#
+# **Title:** {title}<br>
+# **Author:** keras-zoo contributors<br>
+# **Date created:** 2026/12/06<br>
+# **Last modified:** 2026/12/06<br>
+# **Description:** What `{stem}` shows,
+# on two lines.
+#
+# Some prose.
+
+# %%
+print("drawn")
+"""
+PLOT = (40, 30)  # the inline picture's size
+
+
+def executed_notebook(path: Path, title: str) -> None:
+    """A notebook as `make notebooks` leaves it: a markdown header, and a code cell with its printed
+    line and its plot inline (a PNG in the cell's display data)."""
+    import nbformat
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", PLOT, "steelblue").save(png, "PNG")
+    outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="drawn\n"),
+        nbformat.v4.new_output(
+            "display_data", data={"image/png": base64.b64encode(png.getvalue()).decode(), "text/plain": "<Figure>"}
+        ),
+    ]
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# {title}\n\nSome prose."),
+        nbformat.v4.new_code_cell('print("drawn")', execution_count=1, outputs=outputs),
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def notebooks(tmp_path_factory) -> tuple[Path, Path]:
+    """(examples, executed): three notebook sources, `app_upscale` (upscale's walkthrough) and
+    `lesson` executed, `unrun` not."""
+    examples, executed = tmp_path_factory.mktemp("examples"), tmp_path_factory.mktemp("executed")
+    for stem, title in (("app_upscale", "Upscale, walked through"), ("lesson", "A lesson"), ("unrun", "Not run")):
+        (examples / f"{stem}.py").write_text(NOTEBOOK_SOURCE.format(title=title, stem=stem))
+        if stem != "unrun":
+            executed_notebook(executed / f"{stem}.ipynb", title)
+    return examples, executed
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, notebooks):
+    examples, executed = notebooks
     out = tmp_path_factory.mktemp("gallery") / "site"
-    built = build.build(out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "EXAMPLES", examples)
+        built = build.build(out, notebooks=executed)
     return out, built
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path_factory, monkeypatch):
+    """`zoo gallery` shows ./out/notebooks when it exists: each test runs in a folder without one."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +165,10 @@ def _media_cut_short(request) -> bool:
     return request.resource_type == "media" and request.failure == "net::ERR_ABORTED"
 
 
-def check_pages(browser, folder: Path, shots: Path) -> list[str]:
-    """Every problem a visitor's browser would meet on the site's pages (empty: none)."""
+@contextlib.contextmanager
+def visit(browser, folder: Path):
+    """(page, base URL, problems): a browser tab on the site served from `folder`, which records every
+    console or page error, failed or outside request and HTTP error it meets."""
     problems: list[str] = []
     with http_server(folder) as base:
         context = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -122,6 +189,15 @@ def check_pages(browser, folder: Path, shots: Path) -> list[str]:
             lambda r: None if _media_cut_short(r) else problems.append(f"failed request: {r.url} ({r.failure})"),
         )
         page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        try:
+            yield page, base, problems
+        finally:
+            context.close()
+
+
+def check_pages(browser, folder: Path, shots: Path) -> list[str]:
+    """Every problem a visitor's browser would meet on the site's pages (empty: none)."""
+    with visit(browser, folder) as (page, base, problems):
         for html in sorted(folder.glob("*.html")):
             response = page.goto(base + html.name, wait_until="load")
             if response is None or not response.ok:
@@ -137,7 +213,6 @@ def check_pages(browser, folder: Path, shots: Path) -> list[str]:
                         f"{html.name}: audio {src} readyState {ready}, {duration} s (file: {seconds:.2f} s)"
                     )
             page.screenshot(path=shots / f"{html.stem}.png")
-        context.close()
     return problems
 
 
@@ -150,7 +225,9 @@ def test_every_page_loads_in_a_browser_with_every_image_and_sound(site, browser,
     assert check_pages(browser, out, tmp_path) == []
     apps = [s.name for s in registry.all_specs()]
     assert built["apps"] == apps
-    assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(["index"] + apps + [f"{a}-source" for a in apps])
+    notebooks = ["notebook-app_upscale", "notebook-lesson"]  # `unrun` was not executed: no page
+    expected = ["index"] + apps + [f"{a}-source" for a in apps] + notebooks
+    assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(expected)
 
 
 def test_index_has_one_card_per_app_with_its_headline_metric_beside_the_baseline(site):
@@ -307,7 +384,90 @@ def test_pages_reference_nothing_outside_the_site(site):
         text = html.read_text()
         assert not re.search(r'(src|href)="(https?:)?//', text), html.name
         for target in re.findall(r'(?:src|href)="([^"#]+)"', text):
-            assert (out / target).is_file(), (html.name, target)
+            assert target.startswith("data:image/png;base64,") or (out / target).is_file(), (html.name, target[:60])
+
+
+@needs_chromium
+def test_a_notebook_page_is_linked_from_its_app_and_shows_its_plot_inline(site, browser):
+    out, _ = site
+    with visit(browser, out) as (page, base, problems):
+        page.goto(base + "upscale.html", wait_until="load")
+        page.click("text=Notebook: Upscale, walked through")
+        page.wait_for_load_state("load")
+        assert page.url == base + "notebook-app_upscale.html"
+        images = page.evaluate(IMAGES_JS)
+        plots = [width for src, width in images if src.startswith("data:image/png;base64,")]
+        assert plots == [PLOT[0]]  # decoded by the browser, at its size
+        assert "drawn" in page.inner_text("article.notebook .output_stdout")
+        assert page.query_selector("article.notebook .highlight")  # the code, highlighted by the site's CSS
+        page.click("text=← upscale")
+        assert page.url == base + "upscale.html"
+    assert problems == []
+
+
+def test_the_other_notebooks_are_on_the_index_and_one_not_executed_says_how(site):
+    out, built = site
+    assert built["notebooks"] == ["app_upscale", "lesson"] and built["notebooks_not_executed"] == ["unrun"]
+    index = (out / "index.html").read_text()
+    assert '<a href="notebook-lesson.html">Notebook: A lesson</a>' in index
+    assert "What <code>lesson</code> shows, on two lines." in index  # the header's description, on one line
+    unrun = index.split("Notebook: Not run")[1].split("</p>")[0]
+    assert "not executed yet: <code>make notebooks</code>" in unrun
+    assert "app_upscale" not in index  # an app's notebook is on its page
+    assert not (out / "notebook-unrun.html").exists()
+    assert "Notebook:" not in (out / "classify.html").read_text()  # no examples/app_classify.py here
+
+
+def test_a_notebook_executed_before_its_source_changed_says_so(notebooks, monkeypatch):
+    examples, executed = notebooks
+    monkeypatch.setattr(build, "EXAMPLES", examples)
+    assert not any(n.stale for n in build.find_notebooks(executed))
+    later = (executed / "lesson.ipynb").stat().st_mtime + 60
+    os.utime(examples / "lesson.py", (later, later))
+    try:
+        found = {n.stem: n for n in build.find_notebooks(executed)}
+    finally:
+        os.utime(examples / "lesson.py", (later - 120, later - 120))
+    assert found["lesson"].stale and not found["app_upscale"].stale
+    assert "Executed before <code>examples/lesson.py</code> last changed" in build._environment().get_template(
+        "notebook.html"
+    ).render(notebook=found["lesson"], app=None, pages=[])
+
+
+def test_the_default_weights_reliability_diagram_is_drawn_from_the_bins_on_the_card(site):
+    """Before and after temperature scaling, for every app whose default weights' card stores the bins."""
+    from PIL import Image
+
+    out, _ = site
+    calibrated = []
+    for spec in registry.all_specs():
+        entry = build.default_entry(spec)
+        calibration = entry.extra.get("limits", {}).get("calibration", {}) if entry else {}
+        page = (out / f"{spec.name}.html").read_text()
+        if "reliability" not in calibration:
+            assert "reliability.png" not in page, spec.name
+            continue
+        calibrated.append(spec.name)
+        assert f'<img src="assets/{spec.name}/reliability.png"' in page
+        assert f"{100 * calibration['ece_after']:.2f}% after temperature scaling" in page
+        assert Image.open(out / "assets" / spec.name / "reliability.png").format == "PNG"
+    assert "classify" in calibrated
+
+
+def test_the_cli_shows_the_notebooks_make_notebooks_executed(zoo, site, notebooks, tmp_path, monkeypatch):
+    examples, executed = notebooks
+    monkeypatch.setattr(build, "EXAMPLES", examples)
+    monkeypatch.setattr(api, "load", lambda *a, **k: pytest.fail("a cached demo ran again"))  # the site's are cached
+    shutil.copytree(executed, tmp_path / "out" / "notebooks")
+    monkeypatch.chdir(tmp_path)
+    done = zoo("gallery", "-o", "site")
+    assert done.code == 0 and "notebooks: 2 of 3 executed, make notebooks executes them" in done.out, done
+    assert (tmp_path / "site" / "notebook-lesson.html").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(executed, elsewhere)
+    (elsewhere / "lesson.ipynb").unlink()
+    assert zoo("gallery", "-o", "site", "--notebooks", elsewhere).code == 0
+    assert not (tmp_path / "site" / "notebook-lesson.html").exists()
 
 
 @needs_chromium
@@ -377,6 +537,19 @@ def test_a_missing_weights_file_is_a_one_line_error_before_any_work(zoo, tmp_pat
     finally:
         registry.all_specs.cache_clear()
     assert siblings(tmp_path) == ["weights"]
+
+
+def test_missing_or_unreadable_notebooks_are_a_one_line_error_before_any_work(zoo, notebooks, tmp_path, monkeypatch):
+    examples, executed = notebooks
+    monkeypatch.setattr(build, "EXAMPLES", examples)
+    monkeypatch.setattr(api, "load", lambda *a, **k: pytest.fail("a demo ran"))
+    site = tmp_path / "site"
+    assert_one_line_error(zoo("gallery", "-o", site, "--notebooks", tmp_path / "nowhere"), "nowhere", "make notebooks")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(executed, damaged)
+    (damaged / "lesson.ipynb").write_text('{"cells": [')
+    assert_one_line_error(zoo("gallery", "-o", site, "--notebooks", damaged), "lesson.ipynb", "not a readable notebook")
+    assert siblings(tmp_path) == ["damaged"]
 
 
 def test_a_failed_build_leaves_the_previous_gallery_and_no_temporary_folder(site, tmp_path, monkeypatch):

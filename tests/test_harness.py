@@ -75,6 +75,25 @@ def test_new_run_refuses_a_used_directory(tmp_path):
     assert run.config.epochs == 3 and (tmp_path / "fresh" / "config.json").exists()
 
 
+def test_resume_keeps_the_saved_run_name_and_refuses_unknown_settings(tmp_path):
+    import dataclasses
+    import json
+
+    @dataclasses.dataclass
+    class Config:
+        scale: int = 2
+        epochs: int = 1
+
+    harness.start_run("upscale-x4", Config(scale=4), tmp_path / "run")
+    resumed = harness.start_run("upscale-x2", Config(), tmp_path / "run", resume=True, epochs=2)
+    assert resumed.config == Config(scale=4, epochs=2)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["app"] == "upscale-x4"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**saved, "gamma": 0.99}))  # an older version's field
+    with pytest.raises(BadInput, match="gamma"):
+        harness.start_run("upscale-x4", Config(), tmp_path / "run", resume=True)
+
+
 def test_corrupt_weights_file_is_a_one_line_error(tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(BadInput, match="not a loadable .keras model"):

@@ -119,3 +119,28 @@ def test_photo_crops_are_real_photos_whole_and_cropped():
     crops = limits.photo_crops(per_photo=2)
     assert len(crops) == 16 * 3 and all(c.ndim == 3 and c.shape[2] == 3 and c.dtype == np.uint8 for c in crops)
     assert all(min(c.shape[:2]) >= 50 for c in crops)
+
+
+def test_relative_mahalanobis_ranks_a_point_near_a_class_above_one_merely_near_the_data(tmp_path):
+    """Ren et al. 2021: two classes far apart along x; between them lies the data's overall mean. The plain
+    score counts the midpoint as near as a point two steps off a class mean across y; the relative one, which
+    adds the distance to one Gaussian of all the data, ranks the midpoint lower: near the data, near no class."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 4000)
+    features = np.array([[-3.0, 0.0], [3.0, 0.0]])[labels] + rng.normal(0, 1.0, (4000, 2))
+    fitted = limits.ModelLimits.fit(features, labels, features[:500], relative=True)
+    midpoint, beside_a_class = np.array([[0.0, 0.0], [3.0, 3.0]])
+    plain = fitted.gaussians.score(np.stack([midpoint, beside_a_class]))
+    relative = fitted.score(np.stack([midpoint, beside_a_class]))
+    assert plain[0] == pytest.approx(plain[1], abs=1.0) and relative[0] < relative[1] - 5
+    assert fitted.check.score == "relative-mahalanobis"
+    loaded = limits.ModelLimits.load(fitted.save(tmp_path / "limits.npz"))
+    assert np.allclose(loaded.score(features[:50]), fitted.score(features[:50]))
+    assert limits.ModelLimits.fit(features, labels, features[:500]).background is None  # plain by default
+
+
+def test_photo_crops_leave_out_the_named_photos_and_temperatures_keep_to_their_bounds():
+    assert len(limits.photo_crops(per_photo=1, without=("astronaut", "camera"))) == 14 * 2
+    logits, labels = _overconfident(n=500, sharpen=50.0)  # wants T near 50
+    assert limits.fit_temperature(logits, labels) == pytest.approx(20.0, rel=1e-3)  # the default bounds' top
+    assert limits.fit_temperature(logits, labels, bounds=(1.0, 100.0)) == pytest.approx(50.0, rel=0.2)

@@ -288,6 +288,69 @@ def test_demo_writes_midi_wav_and_piano_roll_and_same_seed_same_song(zoo, tiny_w
     assert_one_line_error(again, "a.mid", "already exists")
 
 
+# A tune with no two equal notes in a row: pYIN hears pitch, not onsets, so repeated notes would merge.
+PLAYED_TUNE = [(67, 1.0), (69, 1.0), (71, 2.0), (72, 1.0), (71, 0.5), (69, 0.5), (67, 1.0), (64, 2.0), (62, 1.0)]
+
+
+@pytest.fixture(scope="module")
+def played_tune(tmp_path_factory) -> Path:
+    """PLAYED_TUNE rendered by fluidsynth's General MIDI piano into a WAV file, as a user would play it."""
+    if not music_data.fluidsynth_available():
+        pytest.skip("fluidsynth or the General MIDI soundfont is not installed")
+    sample_rate, samples, renderer = music_data.render_audio(PLAYED_TUNE, 4.0, tempo=96)
+    path = tmp_path_factory.mktemp("played") / "tune.wav"
+    music_data.write_wav(path, sample_rate, samples)
+    return path
+
+
+def test_a_played_melody_is_transcribed_back_to_its_notes(played_tune):
+    bar_length, events = music_data.read_primer(played_tune)
+    assert bar_length == 4.0
+    notes = [(pitch, duration) for pitch, duration in events if pitch is not None]
+    # The last note rings on in the piano's decay and reverb (longer, sometimes heard twice): its
+    # length is the recording's, not the score's.
+    assert notes[: len(PLAYED_TUNE) - 1] == PLAYED_TUNE[:-1]
+    assert {pitch for pitch, _ in notes[len(PLAYED_TUNE) - 1 :]} == {PLAYED_TUNE[-1][0]}
+
+
+def test_a_low_hum_moves_up_whole_octaves_to_where_melodies_lie():
+    from zoo.data import audio
+
+    seconds = np.arange(int(0.5 * audio.MELODY_RATE)) / audio.MELODY_RATE
+    hum = np.concatenate([0.3 * np.sin(2 * np.pi * hz * seconds) for hz in (130.81, 146.83, 164.81)])  # C3 D3 E3
+    assert [pitch for pitch, _ in music_data.transcribe(hum.astype(np.float32))] == [60, 62, 64]
+
+
+def test_demo_continues_a_played_melody(zoo, tiny_weights, played_tune, tmp_path):
+    result = zoo(
+        "demo",
+        "music",
+        "--weights",
+        tiny_weights,
+        "--primer",
+        played_tune,
+        "--bars",
+        2,
+        "-o",
+        tmp_path / "more.mid",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    assert json.loads(result.out)[0]["primer_events"] == len(music_data.read_primer(played_tune)[1])
+    _, events = music_data.read_midi(tmp_path / "more.mid")
+    assert [pitch for pitch, _ in events[0][:4]] == [67, 69, 71, 72]  # the song starts with the tune played
+
+
+def test_a_recording_without_a_melody_is_one_line_exit_2(zoo, tiny_weights, tmp_path):
+    noise = (np.random.default_rng(0).normal(0, 0.3, 22050) * 32767 / 2).astype(np.int16)
+    music_data.write_wav(tmp_path / "noise.wav", 22050, noise)
+    result = zoo(
+        "demo", "music", "--weights", tiny_weights, "--primer", tmp_path / "noise.wav", "-o", tmp_path / "song.mid"
+    )
+    assert_one_line_error(result, "noise.wav", "no melody heard")
+    assert not (tmp_path / "song.mid").exists()
+
+
 def test_python_face_gives_the_song_its_sound_and_piano_roll(tiny_weights, tmp_path):
     from PIL import Image
 

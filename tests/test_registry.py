@@ -172,6 +172,27 @@ def test_an_entry_with_unknown_fields_must_put_them_under_extra(weights_dir):
         registry.all_specs()
 
 
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.published], ids=lambda s: s.name)
+def test_published_weights_name_an_architecture_the_app_downloads_and_say_whose_figures(spec):
+    from zoo.vision import backbones
+
+    tags = [p.tag for p in spec.published] + [p.default_for for p in spec.published if p.default_for]
+    assert len(set(tags)) == len(tags) and not set(tags) & set(spec.tags)
+    for published in spec.published:
+        assert published.architecture in backbones.APPLICATIONS
+        assert published.metrics and "published by" in published.source and published.licence
+        assert spec.published_entry(published.tag) is published
+
+
+def test_published_weights_with_unknown_or_missing_fields_are_an_error(weights_dir):
+    path = _card(weights_dir, "borrowed")
+    card = json.loads(path.read_text())
+    card["published_weights"] = [{"tag": "p", "architecture": "a", "metrics": {}, "licence": "l", "url": "u"}]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ZooError, match="'p': missing source; unknown url"):
+        registry.all_specs()
+
+
 def test_shipped_weights_that_are_missing_or_altered_are_refused(weights_dir):
     _card(weights_dir, "fragile", sha256="0" * 64)
     with pytest.raises(BadInput, match="are missing"):
@@ -252,6 +273,12 @@ def test_list_has_a_header_and_sorts_by_kind_then_name(zoo):
     assert lines[0].split()[:5] == ["APP", "KIND", "WEIGHTS", "READY", "SUMMARY"]
     rows = [line.split()[:2] for line in lines[1:]]
     assert rows == sorted(rows, key=lambda r: (r[1], r[0])) and len(rows) == len(SPECS)
+
+
+def test_info_shows_published_weights_as_published_not_measured(zoo):
+    out = zoo("info", "classify").out
+    assert "weights imagenet-efficientnetv2b0 (also --weights imagenet): downloaded on first use" in out
+    assert "published by Keras" in out and "imagenet_top1: 0.787" in out
 
 
 def test_info_shows_every_metric_beside_its_baseline_and_the_default(zoo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,7 +197,7 @@ def test_espeak_voices_say_a_digit():
 @needs_asterisk
 def test_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch):
     """Two speakers of buzzes at ten pitches, three synthetic 'voices': the harness path, in seconds."""
-    from zoo import registry
+    from zoo import limits, registry
     from zoo.audio import speech
 
     for digit in range(10):
@@ -209,6 +210,8 @@ def test_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch):
     result = registry.call("speech", "train", preset="quick", data=tmp_path, out=tmp_path / "run", hold_out="bob")
     assert result["hold_out"] == "bob" and result["held_out_clips"] == 120
     assert (tmp_path / "run" / "model.keras").exists() and 0 <= result["asterisk_accuracy"] <= 1
+    fitted = limits.load_beside("speech", tmp_path / "run" / "model.keras")  # zoo.limits, fitted into the run
+    assert fitted.check.score == "relative-mahalanobis" and fitted.background is not None
 
 
 @needs_asterisk
@@ -218,6 +221,31 @@ def test_the_shipped_model_hears_the_held_out_speaker():
     clips = audio.asterisk_clips()
     heard = speech([(audio.SAMPLE_RATE, clip.samples) for clip in clips])
     assert sum(h.digit == clip.digit for h, clip in zip(heard, clips)) >= 10
+
+
+@needs_asterisk
+def test_the_shipped_model_says_when_a_sound_is_no_spoken_digit():
+    """zoo.limits with the shipped limits beside the weights: FSDD test clips are in domain; the
+    asterisk speaker's non-digit prompts and a melody played by fluidsynth are not, with the note."""
+    from zoo.data import music
+
+    speech = zoo.load("speech")
+    fsdd = audio.fsdd_folder()
+    prompts = audio.ASTERISK_DIGITS.parent
+    tune = [(60, 0.5), (64, 0.5), (67, 0.5), (72, 0.5), (67, 0.5), (64, 0.5), (60, 1.0)]
+    rate, played, _ = music.render_audio(tune, 4.0, 120)
+    heard = speech(
+        [fsdd / "3_jackson_0.wav", fsdd / "8_george_2.wav", prompts / "goodbye.wav", prompts / "hello.wav"]
+        + [(rate, played[int(start * rate) : int((start + 0.8) * rate)]) for start in (0.2, 1.0)]
+    )
+    assert [h.domain.in_domain for h in heard] == [True, True, False, False, False, False]
+    assert heard[0].note is None and "one English digit, 0-9" in heard[2].note and "\n  note: " in heard[2].text
+    assert heard[2].to_dict()["domain"] == {
+        "in_domain": False,
+        "score": heard[2].domain.score,
+        "threshold": round(speech.limits.threshold, 4),
+    }
+    assert speech.limits.check.score == "relative-mahalanobis" and 0 < speech.limits.temperature < 1
 
 
 @needs_espeak
@@ -263,3 +291,202 @@ def test_a_played_melody_is_transcribed_note_by_note():
     heard = audio.melody(played)
     assert [p for p, _ in heard] == [p for p, _ in tune]
     assert all(abs(a - b) < 0.06 for (_, a), (_, b) in zip(heard, tune))
+
+
+# ------------------------------------------------------------------ connected digits (digit_strings)
+
+
+def _tiny_strings_config(**changes):
+    from zoo.audio import digit_strings
+
+    return digit_strings.Config(width=8, blocks=2, dense_units=16, gru_units=8, **changes)
+
+
+@pytest.fixture(scope="module")
+def tiny_strings_weights(tmp_path_factory):
+    """An untrained, narrow digit-string model: the demo path runs as with the shipped one."""
+    from zoo.audio import digit_strings
+
+    path = tmp_path_factory.mktemp("strings") / "tiny_strings.keras"
+    digit_strings.build_model(_tiny_strings_config()).save(path)
+    return path
+
+
+def _buzz_voices(speakers=("ann", "bob")) -> list[audio.Clip]:
+    """A digit is a buzz at its own pitch, 0.3 s: strings a tiny model can learn in a few steps."""
+    return [audio.Clip(voiced(0.3, pitch=100 + 30 * d), d, s, 0) for s in speakers for d in range(10)]
+
+
+def test_strings_are_joined_with_pauses_overlaps_and_silence_around():
+    from zoo.audio import digit_strings
+
+    rate = audio.SAMPLE_RATE
+    pieces = [np.ones(800, np.float32), 2 * np.ones(800, np.float32), 3 * np.ones(400, np.float32)]
+    joined = digit_strings.join(pieces, [0.05, -0.01], lead=0.1, tail=0.2)
+    # 0.1 s of silence, 800 ones, 0.05 s of silence, 800 twos whose last 80 overlap the threes, 0.2 s of silence
+    assert len(joined) == 800 + 800 + 400 + 800 - 80 + 400 + 1600
+    assert not joined[:800].any() and (joined[800:1600] == 1).all() and not joined[1600:2000].any()
+    assert (joined[2000:2720] == 2).all() and (joined[2720:2800] == 5).all() and (joined[2800:3120] == 3).all()
+    assert not joined[-int(0.2 * rate) :].any()
+
+
+def test_made_strings_hold_3_to_10_digits_of_one_voice():
+    from zoo.audio import digit_strings
+
+    config = _tiny_strings_config()
+    made = digit_strings.made_strings(_buzz_voices(), 20, seed=0, config=config, run_together=True)
+    assert {len(text) for _, text in made} <= set(range(3, 11)) and len({text for _, text in made}) == 20
+    samples, text = made[0]
+    # run together: 0.3 s per digit, at most 20 ms of pause each, and 0.05-0.4 s of silence either side
+    assert 0.3 * len(text) - 0.05 * len(text) < len(samples) / audio.SAMPLE_RATE < 0.32 * len(text) + 0.8
+
+
+def test_greedy_decoding_merges_repeats_and_drops_blanks():
+    from zoo.audio import digit_strings
+
+    blank = digit_strings.BLANK
+    path = [blank, 2, 2, blank, 9, blank, 9, 9, 3, blank]  # "2", "9", blank, "9" again, then "3"
+    probabilities = np.full((len(path), digit_strings.SYMBOLS), 0.01, np.float32)
+    for frame, symbol in enumerate(path):
+        probabilities[frame, symbol] = 0.9 - 0.05 * frame
+    digits, confidences = digit_strings.greedy_decode(probabilities)
+    assert digits == [2, 9, 9, 3]
+    np.testing.assert_allclose(confidences, [0.85, 0.7, 0.6, 0.5], atol=1e-6)  # each run's best frame
+    assert digit_strings.greedy_decode(np.eye(digit_strings.SYMBOLS)[[blank] * 5]) == ([], [])
+
+
+def test_digit_error_rate_counts_edits_over_reference_digits():
+    from zoo.audio import digit_strings
+
+    assert digit_strings.edit_distance("29340", "2934") == 1
+    assert digit_strings.edit_distance("29340", "293340") == 1
+    assert digit_strings.edit_distance("123", "321") == 2
+    assert digit_strings.digit_error_rate(["29340", "123"], ["2934", "321"]) == 3 / 8
+
+
+def test_training_batches_are_padded_with_silence_and_pack_their_targets():
+    from zoo.audio import digit_strings
+
+    config = _tiny_strings_config(batch_size=4)
+    batches = digit_strings.StringBatches(_buzz_voices(("ann",)), _buzz_voices(("fake:1", "fake:2")), config, seed=0)
+    log_mels, packed = batches[0]
+    assert log_mels.shape[0] == 4 and log_mels.shape[2] == audio.MELS and log_mels.min() >= -audio.TOP_DB
+    lengths = packed[:, 1]
+    assert len(set(lengths)) == 1 and 3 <= lengths[0] <= 10  # one string length per batch
+    assert packed[:, 0].max() == -(-log_mels.shape[1] // digit_strings.TIME_STRIDE)  # the longest fills it
+    assert (packed[:, 2 : 2 + lengths[0]] <= 9).all() and not packed[:, 2 + lengths[0] :].any()
+    again, _ = batches[0]
+    assert np.array_equal(again, log_mels)  # a function of (seed, epoch, index) alone
+
+
+def test_the_ctc_loss_falls_on_a_tiny_batch():
+    import keras
+
+    from zoo.audio import digit_strings
+
+    keras.utils.set_random_seed(0)
+    config = _tiny_strings_config(
+        batch_size=8, real_probability=1, noise_probability=0, reverb_probability=0, time_masks=0, frequency_masks=0
+    )
+    log_mels, packed = digit_strings.StringBatches(_buzz_voices(), [], config, seed=0)[0]
+    model = digit_strings.build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=digit_strings.ctc_loss)
+    losses = [float(model.train_on_batch(log_mels, packed)) for _ in range(12)]
+    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_a_digit_string_model_reads_through_the_demo_and_python_alike(zoo, tiny_strings_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    samples = np.concatenate([voiced(0.3, pitch=100 + 30 * d) for d in (2, 9, 3)] + [np.zeros(800, np.float32)])
+    write(tmp_path / "number.wav", samples)
+    printed = zoo("demo", "speech", "number.wav", "--weights", tiny_strings_weights, "--json")
+    assert printed.code == 0, printed.err
+    [record] = json.loads(printed.out)
+    assert record["output"] == "number_logmel.png" and (tmp_path / "number_logmel.png").stat().st_size > 0
+    assert set(record["digits"]) <= set("0123456789") and len(record["digit_confidences"]) == len(record["digits"])
+    assert record["words"] == " ".join(audio.DIGIT_WORDS[int(d)] for d in record["digits"])
+    heard = api.load("speech", weights=tiny_strings_weights)("number.wav")
+    heard.save("number_logmel.png", force=True)
+    assert heard.to_dict() == record and heard.picture.size[1] == 4 * audio.MELS
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty", "empty recording"),
+        ("too short", "a spoken digit needs at least 0.1 s"),
+        ("too long", "a digit string may last at most 20 s"),
+    ],
+)
+def test_bad_recordings_for_the_string_model_are_one_line(
+    zoo, tiny_strings_weights, tmp_path, monkeypatch, case, message
+):
+    monkeypatch.chdir(tmp_path)
+    samples = {
+        "empty": np.zeros(0, np.float32),
+        "too short": np.concatenate([np.zeros(4000), voiced(0.04), np.zeros(4000)]),
+        "too long": np.tile(voiced(0.5), 45),
+    }[case]
+    path = write(tmp_path / "bad.wav", samples)
+    assert_one_line_error(zoo("demo", "speech", path, "--weights", tiny_strings_weights), str(path), message)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_translate_is_refused_with_the_string_model(zoo, tiny_strings_weights, tmp_path):
+    write(tmp_path / "a.wav", voiced(0.5))
+    assert_one_line_error(
+        zoo("demo", "speech", tmp_path / "a.wav", "--translate", "fr", "--weights", tiny_strings_weights),
+        "--translate: the one-digit model's",
+    )
+
+
+needs_tidigits = pytest.mark.skipif(
+    not Path("/usr/share/pocketsphinx/test/data/tidigits/dhd.2934z.raw").exists(),
+    reason="pocketsphinx-testdata (apt): the one TIDIGITS recording",
+)
+
+
+@needs_tidigits
+def test_the_tidigits_recording_reads_as_8khz_speech():
+    from zoo.audio import digit_strings
+
+    recording = digit_strings.tidigits()
+    assert len(recording) == 38400  # 4.8 s at 8 kHz, 16-bit little-endian
+    speech_part = audio.trim(recording)
+    assert 1.5 < len(speech_part) / audio.SAMPLE_RATE < 4.8 and digit_strings.TIDIGITS_DIGITS == "29340"
+
+
+@needs_asterisk
+def test_string_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch):
+    """`zoo train speech --task strings` through the harness, on buzz 'speakers', in seconds."""
+    from zoo import registry
+    from zoo.audio import digit_strings
+
+    for digit in range(10):
+        for speaker in ("ann", "bob"):
+            for index in range(12):
+                write(tmp_path / f"{digit}_{speaker}_{index}.wav", voiced(0.3, pitch=100 + 30 * digit))
+    monkeypatch.setattr(audio, "synthetic_clips", lambda voices: _buzz_voices(("fake:1", "fake:2", "fake:3")))
+    tiny = _tiny_strings_config(epochs=1, batches_per_epoch=2, batch_size=8, validation_strings=8, test_strings=4)
+    monkeypatch.setitem(digit_strings.PRESETS, "quick", tiny)
+    result = registry.call(
+        "speech", "train", task="strings", preset="quick", data=tmp_path, out=tmp_path / "run", hold_out="bob"
+    )
+    assert (tmp_path / "run" / "model.keras").exists() and result["hold_out"] == "bob"
+    [ann, bob, asterisk] = result["speakers"]
+    assert bob["speaker"] == "bob (held out)" and asterisk["strings"] == 4
+    assert all(0 <= row[key] for row in (ann, bob, asterisk) for key in ("der", "der_run_together", "baseline_der"))
+
+
+@pytest.mark.slow
+@needs_asterisk
+def test_the_shipped_string_model_reads_a_held_out_speakers_strings():
+    """The card's target: at most 10% digit errors on strings of george, whom training never heard."""
+    from zoo.audio import digit_strings, speech
+
+    model = speech.load("strings")
+    config = digit_strings.PRESETS["full"]
+    george = [c for c in speech.real_speakers(config) if c.speaker == "george" and c.index in speech.TEST_INDICES]
+    made = digit_strings.made_strings(george, 100, 0, config)
+    heard = digit_strings.heard_strings(model, [samples for samples, _ in made])
+    assert digit_strings.digit_error_rate([text for _, text in made], heard) <= 0.10

@@ -162,6 +162,13 @@ def test_bfloat16_inference_is_within_a_level_or_two_of_float32(shipped):
         upscale.upscale_image(shipped[2], rgb, precision="int8")
 
 
+def test_a_model_fresh_from_compile_runs_in_bfloat16_too():
+    model = upscale.build_model(upscale.Config(features=8, blocks=1))
+    model.compile(optimizer="adam", loss="mean_absolute_error", metrics=[upscale.psnr_metric])
+    residual = upscale.residual_model(model, "bfloat16")  # clones the model, compiled state included
+    assert residual.predict_on_batch(np.zeros((1, 12, 12, 1), "float32")).shape == (1, 24, 24, 1)
+
+
 def test_demo_writes_the_upscaled_photo(zoo, photo_file, tmp_path):
     out = tmp_path / "big.png"
     result = zoo("demo", "upscale", photo_file, "--scale", "3", "-o", out, "--json")

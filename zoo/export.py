@@ -13,7 +13,9 @@ figures, into `PATH.json`. The files are written in a temporary sibling folder a
 so a failed export leaves nothing half-written.
 
 Quantisation (LiteRT only): float16 halves the file; int8 (weights and activations) needs a
-representative sample, a few hundred of the app's own training inputs by default, or `--calibration DIR`.
+representative sample, a few hundred of the app's own training inputs by default, or `--calibration DIR`;
+int16x8 (LiteRT's 16x8 mode: int8 weights, 16-bit activations, float where an op has no 16-bit kernel)
+takes the same sample and keeps what 8-bit activations lose (the upscaler's last tenth of a dB).
 """
 
 from __future__ import annotations
@@ -35,32 +37,35 @@ from zoo.errors import BadInput
 from zoo.files import check_output_path, sha256_file, write_text_atomic
 
 FORMATS = ("saved_model", "onnx", "litert")
-QUANTIZATIONS = ("float16", "int8")
+QUANTIZATIONS = ("float16", "int8", "int16x8")
+CALIBRATED = ("int8", "int16x8")  # int8 weights; 8- or 16-bit activations, whose ranges calibration sets
 SUFFIXES = {"saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
 KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "litert": "litert"}
 RUNTIMES = {"saved_model": "tensorflow", "onnx": "onnxruntime", "litert": "ai-edge-litert"}
 NEEDS = {"saved_model": (), "onnx": ("onnx", "tf2onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
 CALIBRATION_SAMPLES = 300
 
-Runner = Callable[[list[np.ndarray]], np.ndarray]  # the graph's inputs (a batch each) -> its first output
-
 
 @dataclasses.dataclass
 class Exportable:
     """One graph an app exports.
 
-    `measure(run)` re-measures the app's metric with any runner (the Keras graph, or the artefact in its
-    runtime) and returns a dict of metrics. `calibration(folder, count)` yields input lists for int8
-    quantisation: the app's own training inputs when folder is None, else ones read from the folder
-    (None for a graph that cannot be quantised to int8). `metadata` travels into PATH.json (class names).
+    `measure(run, **parts)` re-measures the app's metric with any `Runner` of this graph (the Keras graph, or
+    the artefact in its runtime) and returns a dict of metrics; `parts` are the runners, of the same kind, of
+    the graphs named in `uses` (exported before it: a decoder step measured with its encoder).
+    `calibration(folder, count)` yields input lists for int8 (and int16x8) quantisation: the app's own
+    training inputs when folder is None, else ones read from the folder (None for a graph that cannot be
+    quantised so, `no_int8` saying why). `metadata` travels into PATH.json (class names, a vocabulary). A graph
+    with several outputs names them (a dict of outputs), as its runners return them.
     """
 
     name: str
     model: object  # keras.Model
-    measure: Callable[[Runner], dict] | None = None
+    measure: Callable[..., dict] | None = None
     calibration: Callable[[Path | None, int], Iterable[list[np.ndarray]]] | None = None
     metadata: dict = dataclasses.field(default_factory=dict)
-    tolerance: str = ""  # how closely the exported output must match Keras's, for the record
+    uses: tuple[str, ...] = ()
+    no_int8: str = ""
 
 
 def check_request(app: str, export_format: str, quantize: str | None, output: Path, force: bool) -> None:
@@ -103,17 +108,23 @@ def export(
     check_request(predictor.spec.name, export_format, quantize, output, force)
     if calibration is not None and not Path(calibration).is_dir():
         raise BadInput(f"--calibration {calibration}: not a folder")
-    if calibration is not None and quantize != "int8":
-        raise BadInput(f"--calibration {calibration}: only int8 quantisation takes calibration samples")
+    if calibration is not None and quantize not in CALIBRATED:
+        raise BadInput(f"--calibration {calibration}: only int8 and int16x8 quantisation take calibration samples")
     graphs = predictor.exportables()
+    if quantize in CALIBRATED:  # before any work: a multi-graph export is refused whole
+        for graph in graphs:
+            if graph.calibration is None:
+                why = graph.no_int8 or f"{graph.name}: calibrated quantisation does not apply (try float16)"
+                raise BadInput(f"--quantize {quantize}: {why}")
     suffix = SUFFIXES[export_format]
-    files = (
-        {graphs[0].name: output.name + (suffix if not output.suffix else "")}
-        if len(graphs) == 1
-        else {g.name: g.name + suffix for g in graphs}
-    )
-    if len(graphs) == 1 and export_format == "saved_model" and output.suffix:
+    many = len(graphs) > 1
+    if many and output.suffix:
+        names = " and ".join(g.name for g in graphs)
+        raise BadInput(f"{output}: {predictor.spec.name} exports {names} into a folder; name it without a suffix")
+    if export_format == "saved_model" and output.suffix:
         raise BadInput(f"{output}: a SavedModel is a folder; name it without a suffix")
+    single = output.name + (suffix if not output.suffix else "")
+    files = {g.name: g.name + suffix for g in graphs} if many else {graphs[0].name: single}
     parent = output.absolute().parent
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=parent))
     try:
@@ -125,6 +136,7 @@ def export(
             "runtime": _runtime_version(export_format),
             "graphs": {},
         }
+        runners = {"keras": {}, "exported": {}}  # each graph's, for the measures of the graphs that use it
         for graph in graphs:
             path = scratch / files[graph.name]
             started = time.perf_counter()
@@ -132,31 +144,31 @@ def export(
             probes = [_probe(t) for t in graph.model.inputs]
             graph.model(probes[0] if len(probes) == 1 else probes)  # the ONNX exporter wants a model called once
             graph.model.export(str(path), format=KERAS_FORMATS[export_format], verbose=False, **options)
+            runners["keras"][graph.name] = keras_runner(graph.model)
+            runners["exported"][graph.name] = load_runner(export_format, path)
             record["graphs"][graph.name] = {
-                "file": files[graph.name] if len(graphs) > 1 else (output.name + (suffix if not output.suffix else "")),
+                "file": files[graph.name],
                 "bytes": _size(path),
                 "seconds_to_export": round(time.perf_counter() - started, 1),
                 "inputs": [_signature(t) for t in graph.model.inputs],
-                "outputs": [_signature(t) for t in graph.model.outputs],
-                "metrics": _measured(graph, load_runner(export_format, path)),
+                "outputs": _output_signatures(graph.model),
+                "metrics": _measured(graph, runners),
                 **graph.metadata,
             }
-        _move_into_place(scratch, output, files, len(graphs) > 1, force)
+        _move_into_place(scratch, output, files, many, force)
         write_text_atomic(sidecar(output), json.dumps(record, indent=2) + "\n", force=True)
         return {**record, "output": str(output), "sidecar": str(sidecar(output))}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _measured(graph: Exportable, exported: Runner) -> dict:
+def _measured(graph: Exportable, runners: dict[str, dict[str, Runner]]) -> dict:
     if graph.measure is None:
         return {}
-    import keras
-
-    def keras_runner(inputs):
-        return keras.ops.convert_to_numpy(graph.model(inputs if len(inputs) > 1 else inputs[0], training=False))
-
-    return {"keras": graph.measure(keras_runner), "exported": graph.measure(exported)}
+    return {
+        kind: graph.measure(made[graph.name], **{name: made[name] for name in graph.uses})
+        for kind, made in runners.items()
+    }
 
 
 def _converter_options(graph: Exportable, quantize: str | None, calibration) -> dict:
@@ -167,12 +179,14 @@ def _converter_options(graph: Exportable, quantize: str | None, calibration) -> 
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
     if quantize == "float16":
         return {**options, "target_spec": {"supported_types": [tf.float16]}}
-    if graph.calibration is None:
-        raise BadInput(f"{graph.name}: int8 quantisation does not apply to this graph (try float16)")
     samples = list(graph.calibration(Path(calibration) if calibration else None, CALIBRATION_SAMPLES))
     if not samples:
         raise BadInput(f"--calibration {calibration}: no usable samples for {graph.name}")
-    return {**options, "representative_dataset": lambda: iter(samples)}
+    options["representative_dataset"] = lambda: iter(samples)
+    if quantize == "int16x8":
+        sixteen = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        options["target_spec"] = {"supported_ops": [sixteen, tf.lite.OpsSet.TFLITE_BUILTINS]}
+    return options
 
 
 def _move_into_place(scratch: Path, output: Path, files: dict, many: bool, force: bool) -> None:
@@ -189,7 +203,7 @@ def _move_into_place(scratch: Path, output: Path, files: dict, many: bool, force
 def _probe(tensor) -> np.ndarray:
     """Zeros of the input's shape, unknown dimensions set small."""
     return np.zeros(
-        [n if n is not None else (1 if i == 0 else 32) for i, n in enumerate(tensor.shape)], dtype=str(tensor.dtype)
+        [n if n is not None else (1 if i == 0 else 8) for i, n in enumerate(tensor.shape)], dtype=str(tensor.dtype)
     )
 
 
@@ -197,8 +211,14 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _signature(tensor) -> dict:
-    return {"name": tensor.name, "shape": list(tensor.shape), "dtype": str(tensor.dtype)}
+def _signature(tensor, name: str | None = None) -> dict:
+    return {"name": name or tensor.name, "shape": list(tensor.shape), "dtype": str(tensor.dtype)}
+
+
+def _output_signatures(model) -> list[dict]:
+    """The outputs as the runners name them: by name, in name order, for a graph with several."""
+    outputs = _named(model.output)
+    return [_signature(outputs[name], name) for name in sorted(outputs)]
 
 
 def _runtime_version(export_format: str) -> str:
@@ -217,52 +237,95 @@ def _source_weights(predictor) -> dict:
 # ------------------------------------------------------------------ runtimes
 
 
+class Runner:
+    """A graph run by its runtime (or by Keras), called with its input batches: a list for a one-input graph,
+    or a dict by input name (a graph with several inputs takes them by name only: LiteRT's signature lists
+    them by name, not in the graph's order). It returns the graph's only output, or for a graph with several
+    a dict of them by name, in name order: the order ONNX Runtime and LiteRT's signature list them."""
+
+    def __init__(self, inputs: list[str], outputs: list[str], call: Callable[[dict], dict]):
+        self.inputs, self.outputs = inputs, sorted(outputs)
+        self._call = call  # inputs by name -> outputs by name
+
+    def __call__(self, inputs: list[np.ndarray] | dict[str, np.ndarray]):
+        if not isinstance(inputs, dict):
+            if len(self.inputs) != 1 or len(inputs) != 1:
+                raise TypeError(f"this graph takes its inputs by name, a dict of {', '.join(self.inputs)}")
+            inputs = {self.inputs[0]: inputs[0]}
+        if sorted(inputs) != sorted(self.inputs):
+            raise TypeError(f"this graph takes {', '.join(self.inputs)}; given {', '.join(inputs)}")
+        outputs = self._call(inputs)
+        if len(self.outputs) == 1:
+            return np.asarray(next(iter(outputs.values())))
+        return {name: np.asarray(outputs[name]) for name in self.outputs}
+
+
 def load_runner(export_format: str, path: Path) -> Runner:
-    """The artefact loaded by its own runtime, as a function of a list of input batches."""
+    """The artefact loaded by its own runtime (a `Runner`)."""
     return {"saved_model": _saved_model_runner, "onnx": _onnx_runner, "litert": _litert_runner}[export_format](path)
+
+
+def keras_runner(model) -> Runner:
+    """The Keras graph as a `Runner`, to measure it the same way as its artefacts."""
+    import keras
+
+    names = [tensor.name for tensor in model.inputs]
+    outputs = model.output if isinstance(model.output, dict) else {"output_0": model.output}
+
+    def call(inputs):
+        given = [inputs[name] for name in names]
+        result = model(given if len(given) > 1 else given[0], training=False)
+        return {k: keras.ops.convert_to_numpy(v) for k, v in _named(result).items()}
+
+    return Runner(names, list(outputs), call)
+
+
+def _named(outputs) -> dict:
+    """A graph's outputs by name: its own dict, or output_0, output_1, ... (the exporters' names)."""
+    if isinstance(outputs, dict):
+        return outputs
+    return {f"output_{i}": v for i, v in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs])}
 
 
 def _saved_model_runner(path: Path) -> Runner:
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))  # held by the closure: `serve` alone would lose its variables
+    structure = loaded.serve.input_signature  # (spec,) or ([spec, ...],): how `serve` takes its inputs
+    names = [spec.name for spec in tf.nest.flatten(structure)]
+    outputs = _named(loaded.serve.concrete_functions[0].structured_outputs)
 
-    def run(inputs):  # one argument: the tensor, or the list of a multi-input graph
-        return np.asarray(_first(loaded.serve(inputs[0] if len(inputs) == 1 else inputs)))
+    def call(inputs):
+        arguments = tf.nest.pack_sequence_as(structure, [inputs[name] for name in names])
+        return {k: v.numpy() for k, v in _named(loaded.serve(*arguments)).items()}
 
-    return run
+    return Runner(names, list(outputs), call)
 
 
 def _onnx_runner(path: Path) -> Runner:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return lambda inputs: session.run(None, dict(zip(names, inputs)))[0]
+    outputs = [o.name for o in session.get_outputs()]
+
+    def call(inputs):
+        return dict(zip(outputs, session.run(outputs, inputs)))
+
+    return Runner([i.name for i in session.get_inputs()], outputs, call)
 
 
 def _litert_runner(path: Path) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(str(path))
+    [(key, signature)] = interpreter.get_signature_list().items()
+    runner = interpreter.get_signature_runner(key)  # resizes its inputs to each call's batch
+    dtypes = {name: detail["dtype"] for name, detail in runner.get_input_details().items()}
 
-    def run(inputs):
-        details = interpreter.get_input_details()
-        for detail, batch in zip(details, inputs):  # the interpreter's inputs take any batch once resized
-            interpreter.resize_tensor_input(detail["index"], list(batch.shape))
-        interpreter.allocate_tensors()
-        for detail, batch in zip(details, inputs):
-            interpreter.set_tensor(detail["index"], batch.astype(detail["dtype"]))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    def call(inputs):
+        return runner(**{name: np.asarray(batch).astype(dtypes[name]) for name, batch in inputs.items()})
 
-    return run
-
-
-def _first(outputs):
-    if isinstance(outputs, dict):
-        return next(iter(outputs.values()))
-    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    return Runner(signature["inputs"], signature["outputs"], call)
 
 
 def batched(run: Runner, inputs: list[np.ndarray], batch_size: int = 256) -> np.ndarray:

@@ -176,7 +176,7 @@ def start_run(
     record = None
     if resume:
         path = Path(out) if out else _latest_run(app)
-        config, seed, record = _saved_config(path, type(config), distribution, seed)
+        app, config, seed, record = _saved_config(path, app, type(config), distribution, seed)
     else:
         path = Path(out) if out else RUNS_DIR / f"{app}-{time.strftime('%Y%m%d-%H%M%S')}"
         if distribution.kind != "none":
@@ -199,13 +199,14 @@ def start_run(
     return run
 
 
-def _saved_config(path: Path, config_type: type, distribution: Distribution, seed: int = 0):
-    """(config, seed, distribution record) of the run to resume, which must resume as it started."""
+def _saved_config(path: Path, app: str, config_type: type, distribution: Distribution, seed: int = 0):
+    """(app, config, seed, distribution record) of the run to resume, which must resume as it started
+    (its saved app name too: `upscale-x4`, whatever --scale the resuming command was given)."""
     if not (path / "config.json").exists():
         raise BadInput(f"{path}: not a run directory to resume (no config.json)")
     saved = json.loads((path / "config.json").read_text())
     seed = saved.pop("seed", seed)
-    saved.pop("app", None)
+    app = saved.pop("app", app)
     record = saved.pop("distribution", None)
     trained, now = record or Distribution().record(), distribution.record()
     if (trained["replicas"], trained["processes"]) != (now["replicas"], now["processes"]):
@@ -218,7 +219,12 @@ def _saved_config(path: Path, config_type: type, distribution: Distribution, see
         for leftover in path.glob(".*.*"):  # temporary files of writes that a kill -9 cut short
             if leftover.is_file():
                 leftover.unlink()
-    return config_type(**saved), seed, record
+    unknown = sorted(set(saved) - {field.name for field in dataclasses.fields(config_type)})
+    if unknown:  # saved by an older version of the app, whose config had other fields
+        raise BadInput(
+            f"{path}: saved with settings this version does not know ({', '.join(unknown)}); start a new run"
+        )
+    return app, config_type(**saved), seed, record
 
 
 def _worker_copy(path: Path, resume: bool) -> Path:

@@ -14,7 +14,11 @@ Out-of-domain detection. A domain score is higher the more an input looks like t
 data: the maximum softmax probability (Hendrycks & Gimpel, ICLR 2017), the energy
 T*logsumexp(logits/T) (Liu et al., NeurIPS 2020), or the negative Mahalanobis distance of the
 penultimate features to the nearest class mean under one shared covariance (Lee et al.,
-NeurIPS 2018). The threshold is the score that `FALSE_ALARM` of in-domain validation inputs fall
+NeurIPS 2018); relative, that distance less the one to a single Gaussian of all the training
+features (Ren et al., "A Simple Fix to Mahalanobis Distance for Improving Near-OOD Detection",
+2021): near a class, not merely near the data overall. For an embedding without classes, the
+length of its descriptor: longer the more face-like and clear the input (Meng et al., MagFace,
+CVPR 2021). The threshold is the score that `FALSE_ALARM` of in-domain validation inputs fall
 below; `auroc` measures how well a score ranks in-domain inputs above out-of-domain ones.
 
     T = fit_temperature(val_logits, val_labels)
@@ -36,7 +40,7 @@ import numpy as np
 
 BINS = 15  # Guo et al.'s choice
 FALSE_ALARM = 0.05  # the share of in-domain inputs a fitted threshold flags
-SCORES = ("max-softmax", "energy", "mahalanobis")
+SCORES = ("max-softmax", "energy", "mahalanobis", "relative-mahalanobis", "descriptor-norm")
 
 
 # -------------------------------------------------------------- calibration
@@ -61,13 +65,14 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature:
     return float(-np.mean(np.log(np.maximum(probabilities, 1e-12))))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T in [0.05, 20] that minimises the negative log-likelihood of `labels` (a held-out split)."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The T within `bounds` that minimises the negative log-likelihood of `labels` (a held-out split).
+    The default suits logits of a softmax layer; a score in other units (a distance) needs others."""
     from scipy.optimize import minimize_scalar
 
     found = minimize_scalar(
         lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t))),
-        bounds=(np.log(0.05), np.log(20.0)),
+        bounds=tuple(np.log(bounds)),
         method="bounded",
         options={"xatol": 1e-4},
     )
@@ -96,6 +101,16 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS)
     return rows
 
 
+def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict[str, list]:
+    """The reliability diagram's data as `zoo evaluate` reports it and a model card stores it: per
+    equal-width bin over [0, 1], its count, mean confidence and accuracy (None where empty), rounded."""
+    rows = reliability(probabilities, labels, bins)
+    return {
+        key: [row[key] if row[key] is None or key == "count" else round(row[key], 4) for row in rows]
+        for key in ("count", "confidence", "accuracy")
+    }
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """Sum over bins of |accuracy - confidence|, weighted by the bin's share of predictions."""
     rows = reliability(probabilities, labels, bins)
@@ -113,6 +128,8 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, temperature: floa
         "nll_before": round(negative_log_likelihood(logits, labels), 4),
         "nll_after": round(negative_log_likelihood(logits, labels, temperature), 4),
         "accuracy_after": round(float(np.mean(after.argmax(axis=-1) == labels)), 4),
+        # the diagram's bins, so that a page can draw it without running the model (draw_reliability)
+        "reliability": {"before": reliability_bins(before, labels), "after": reliability_bins(after, labels)},
     }
 
 
@@ -120,33 +137,29 @@ def plot_reliability(curves: dict[str, np.ndarray], labels: np.ndarray, path: Pa
     """A reliability diagram: accuracy against confidence per bin, one line per named set of
     probabilities (e.g. before and after temperature scaling), the diagonal perfect calibration,
     and beneath, how many predictions fall in each bin."""
-    import matplotlib
+    named = {
+        f"{name} (ECE {expected_calibration_error(probabilities, labels):.2%})": reliability_bins(probabilities, labels)
+        for name, probabilities in curves.items()
+    }
+    return draw_reliability(named, path, title)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+
+def draw_reliability(curves: dict[str, dict], path: Path, title: str) -> Path:
+    """`plot_reliability`'s diagram from stored bins (`reliability_bins`: the `reliability` of a
+    `calibration_report`), one line per named set."""
+    from matplotlib.figure import Figure  # no pyplot: no backend to switch under a notebook's plots
 
     from zoo.files import atomic_output
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.8, 5.6), height_ratios=(3, 1), sharex=True)
+    fig = Figure(figsize=(4.8, 5.6))
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-    for (name, probabilities), colour in zip(curves.items(), ("tab:red", "tab:blue", "tab:green")):
-        rows = [r for r in reliability(probabilities, labels) if r["count"]]
-        ece = expected_calibration_error(probabilities, labels)
-        top.plot(
-            [r["confidence"] for r in rows],
-            [r["accuracy"] for r in rows],
-            marker="o",
-            ms=3,
-            color=colour,
-            label=f"{name} (ECE {ece:.2%})",
-        )
-        bottom.bar(
-            [(r["low"] + r["high"]) / 2 for r in rows],
-            [r["count"] for r in rows],
-            width=1 / BINS,
-            color=colour,
-            alpha=0.4,
-        )
+    for (name, stored), colour in zip(curves.items(), ("tab:red", "tab:blue", "tab:green")):
+        bins = len(stored["count"])
+        columns = zip(range(bins), stored["count"], stored["confidence"], stored["accuracy"])
+        used, counts, confidences, accuracies = zip(*[column for column in columns if column[1]])  # empty bins left out
+        top.plot(confidences, accuracies, marker="o", ms=3, color=colour, label=name)
+        bottom.bar([(b + 0.5) / bins for b in used], counts, width=1 / bins, color=colour, alpha=0.4)
     top.set_ylabel("accuracy")
     top.set_title(title, fontsize=9)
     top.legend(fontsize=8, loc="upper left")
@@ -156,7 +169,6 @@ def plot_reliability(curves: dict[str, np.ndarray], labels: np.ndarray, path: Pa
     fig.tight_layout()
     with atomic_output(path, force=True) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
     return path
 
 
@@ -198,15 +210,17 @@ class ClassGaussians:
         return -np.min(distances, axis=0)
 
 
-def photo_crops(per_photo: int = 15, seed: int = 0) -> list[np.ndarray]:
+def photo_crops(per_photo: int = 15, seed: int = 0, without: tuple[str, ...] = ()) -> list[np.ndarray]:
     """Out-of-domain probes for models not trained on photos: the 16 real photos that ship offline
-    (zoo.data.photos: scikit-image, scikit-learn, matplotlib), each whole and in `per_photo` random
-    square crops of 30-100% of its short side, as RGB uint8 arrays."""
+    (zoo.data.photos: scikit-image, scikit-learn, matplotlib), but those named in `without`, each
+    whole and in `per_photo` random square crops of 30-100% of its short side, as RGB uint8 arrays."""
     from zoo.data.photos import sample_photos, to_rgb
 
     rng = np.random.default_rng(seed)
     crops = []
-    for photo in sample_photos("all").values():
+    for name, photo in sample_photos("all").items():
+        if name in without:
+            continue
         photo = to_rgb(photo)
         height, width = photo.shape[:2]
         crops.append(photo)
@@ -279,19 +293,26 @@ LIMITS_FILE = "limits.npz"  # in a run directory; a shipped model's is <weights 
 @dataclasses.dataclass
 class ModelLimits:
     """What a model's predictor needs to calibrate its confidence and check its inputs' domain: the
-    temperature, the class Gaussians of its features and the threshold on their Mahalanobis score.
+    temperature, the class Gaussians of its features and the threshold on their Mahalanobis score
+    (relative to the `background` Gaussian of all the training features, when there is one).
     Saved beside the weights (`limits_path`); a shipped file's sha256 is on the model card."""
 
     temperature: float
     gaussians: ClassGaussians
     threshold: float
+    background: ClassGaussians | None = None
 
     @property
     def check(self) -> DomainCheck:
-        return DomainCheck("mahalanobis", self.threshold)
+        return DomainCheck("mahalanobis" if self.background is None else "relative-mahalanobis", self.threshold)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """The domain score of feature vectors (N, D): higher is more in-domain."""
+        score = self.gaussians.score(features)
+        return score if self.background is None else score - self.background.score(features)
 
     def domains(self, features: np.ndarray) -> list[Domain]:
-        return [self.check(score) for score in self.gaussians.score(features)]
+        return [self.check(score) for score in self.score(features)]
 
     @classmethod
     def fit(
@@ -301,11 +322,16 @@ class ModelLimits:
         val_features: np.ndarray,
         val_logits: np.ndarray | None = None,
         val_labels: np.ndarray | None = None,
+        relative: bool = False,
     ) -> ModelLimits:
-        """Gaussians on training features; the temperature (1 without logits) and the threshold on validation."""
+        """Gaussians on training features (and, `relative`, one Gaussian of them all); the temperature
+        (1 without logits) and the threshold on validation."""
         gaussians = ClassGaussians.fit(train_features, train_labels)
+        background = ClassGaussians.fit(train_features, np.zeros(len(train_features), int)) if relative else None
         temperature = 1.0 if val_logits is None else fit_temperature(val_logits, val_labels)
-        return cls(temperature, gaussians, fit_threshold(gaussians.score(val_features)))
+        fitted = cls(temperature, gaussians, 0.0, background)
+        fitted.threshold = fit_threshold(fitted.score(val_features))
+        return fitted
 
     def save(self, path: Path, force: bool = False) -> Path:
         from zoo.files import atomic_output
@@ -317,6 +343,11 @@ class ModelLimits:
                 threshold=self.threshold,
                 means=self.gaussians.means,
                 precision=self.gaussians.precision,
+                **(
+                    {}
+                    if self.background is None
+                    else {"background_mean": self.background.means, "background_precision": self.background.precision}
+                ),
             )
         return Path(path)
 
@@ -327,6 +358,9 @@ class ModelLimits:
                 float(stored["temperature"]),
                 ClassGaussians(stored["means"], stored["precision"]),
                 float(stored["threshold"]),
+                ClassGaussians(stored["background_mean"], stored["background_precision"])
+                if "background_mean" in stored
+                else None,
             )
 
 

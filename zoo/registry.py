@@ -221,6 +221,35 @@ class WeightsEntry:
 
 
 @dataclass(frozen=True)
+class PublishedWeights:
+    """Weights the zoo does not ship but downloads on first use from their publisher (hash-checked,
+    cached), with the publisher's own figures: `metrics` are published, never measured here."""
+
+    tag: str  # what --weights takes
+    architecture: str  # the app's name for the network that loads them (e.g. a keras.applications model)
+    metrics: dict
+    source: str  # who published the weights and the figures, and where
+    licence: str
+    default_for: str | None = None  # an alias tag that picks this entry (`imagenet`)
+
+    @classmethod
+    def from_card(cls, record: dict, card: Path) -> PublishedWeights:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - known)
+        missing = sorted(known - set(record) - {"default_for"})
+        if missing or unknown:
+            raise ZooError(
+                f"{card.name}: published weights {record.get('tag', '?')!r}: "
+                + "; ".join(
+                    filter(
+                        None, (missing and f"missing {', '.join(missing)}", unknown and f"unknown {', '.join(unknown)}")
+                    )
+                )
+            )
+        return cls(**record)
+
+
+@dataclass(frozen=True)
 class AppSpec:
     name: str
     kind: str
@@ -238,7 +267,12 @@ class AppSpec:
     examples: tuple[dict, ...] = ()  # bundled demo calls: inputs and options (zoo.data.examples)
     extra: str | None = None  # the pyproject extra with the app's own packages (None: the core suffices)
     imports: tuple[str, ...] = ()  # import names from `extra` the app cannot run without (none: it is optional)
+    published: tuple[PublishedWeights, ...] = ()  # downloaded from their publisher, not shipped
     card_path: Path | None = None
+
+    def published_entry(self, tag: str) -> PublishedWeights | None:
+        """The published weights `--weights tag` names (their tag or their alias), if any."""
+        return next((p for p in self.published if tag in (p.tag, p.default_for)), None)
 
     @property
     def missing(self) -> list[str]:
@@ -340,6 +374,7 @@ def _spec_from_card(path: Path) -> AppSpec:
         examples=tuple(app.get("examples", ())),
         extra=app.get("extra"),
         imports=tuple(app.get("imports", ())),
+        published=tuple(PublishedWeights.from_card(p, path) for p in card.get("published_weights", ())),
         card_path=path,
     )
 

@@ -46,6 +46,7 @@ every transposition used in training; the longest run of consecutive
     zoo demo music --bars 16 --seed 3 -o song.mid     # song.mid, song.wav, song.png
     zoo demo music --corpus folk --bars 8 -o tune.mid
     zoo demo music --primer tune.mid --temperature 0.9 --top-k 8 -o more.mid
+    zoo demo music --primer hum.wav            # a sung, hummed or played tune, transcribed (pYIN)
     zoo.load("music", corpus="folk")(bars=8, seed=3).save("tune.mid")    # in Python
     zoo train music --corpus folk --preset full
     zoo train music --preset finetune --init folk      # the shipped chorale model
@@ -677,7 +678,7 @@ class Song(api.Result):
 
 class Predictor(api.Predictor):
     """`zoo.load("music", corpus="chorales")`: the melody model trained on that corpus; a call generates
-    one song, seeded (`bars=`, `temperature=`, `top_k=`, `primer=` a MIDI file to continue)."""
+    one song, seeded (`bars=`, `temperature=`, `top_k=`, `primer=` a MIDI file or a recording to continue)."""
 
     def __init__(self, spec, options):
         super().__init__(spec, options)
@@ -688,12 +689,12 @@ class Predictor(api.Predictor):
         self, inputs, *, primer: Path | None, bars: int, temperature: float, top_k: int, seed: int, **loaded
     ) -> Song:
         if inputs is not None:
-            raise BadInput("music: takes no input; to continue a MIDI file, pass primer=PATH")
+            raise BadInput("music: takes no input; to continue a tune (MIDI or a recording), pass primer=PATH")
         check_temperature(temperature)
         prefix = default_prefix()
         if primer is not None:
-            bar_length, parts = music_data.read_midi(primer)
-            prefix = music_data.encode(parts[0], bar_length)[:-1]
+            bar_length, events = music_data.read_primer(primer)
+            prefix = music_data.encode(events, bar_length)[:-1]
         if len(prefix) > model_context(self.model):
             raise BadInput(
                 f"{primer}: primer is {len(prefix)} tokens ({len(prefix) // 2} notes and rests), longer "
@@ -722,3 +723,81 @@ class Predictor(api.Predictor):
 
     def target(self, source: Path | None, output: Path | None, many: bool, force: bool) -> Path:
         return song_paths(output or Path(self.output_name(source)), force)[0]
+
+    def exportables(self) -> list:
+        """One graph, the sampling loop with the caller: `step`, a token per row (N,) with its bar position
+        (and what the parts above play then, for a model that hears them) and the LSTMs' states (h0, c0, h1,
+        c1) -> the next token's logits (N, vocabulary) and the new states (h0_next, ...). Start from zero
+        states, feed the METER token then the primer, then sample (`next_token` keeps the token grammar)."""
+        from zoo.export import Exportable
+
+        inputs = [keras.Input((), dtype="int32", name=name) for name in ("token", "position")]
+        if self.generator.hears_voices:
+            voices = (music_data.VOICES,)
+            inputs += [keras.Input(voices, dtype="int32", name=name) for name in ("voice_pitches", "voice_gaps")]
+        lstms = [layer for layer in self.model.layers if isinstance(layer, layers.LSTM)]
+        states = [keras.Input((lstm.units,), name=f"{kind}{i}") for i, lstm in enumerate(lstms) for kind in "hc"]
+        # Each LSTM as its cell, called once: no loop in the graph (LiteRT's would need TensorFlow's ops)
+        parts = {layer.name: layer for layer in self.model.layers} | {lstm.name: OneStep(lstm) for lstm in lstms}
+        logits, new_states = forward(parts, *(keras.ops.expand_dims(x, 1) for x in inputs), states=states)
+        outputs = {"logits": logits[:, 0], **{f"{s.name}_next": new for s, new in zip(states, new_states)}}
+        step = keras.Model([*inputs, *states], outputs, name="music_step")
+        lines = load_lines(self.options["corpus"], None)["test"][:EXPORT_LINES]
+
+        def held_out(run) -> dict:
+            log_likelihoods, hits = step_scores(run, lines, {s.name: s.shape[-1] for s in states})
+            nll = -float(log_likelihoods.mean())
+            return {
+                "nll": round(nll, 4),
+                "perplexity": round(math.exp(nll), 3),
+                "next_token_accuracy": round(float(hits.mean()), 4),
+                "lines": len(lines),
+                "tokens": len(hits),
+            }
+
+        no_int8 = (
+            "music's step is not quantised to int8: the LSTM state it takes and returns would be requantised "
+            "at every token, its error carried along the song; --quantize float16 halves the file"
+        )
+        return [Exportable("step", step, held_out, None, {"context": model_context(self.model)}, no_int8=no_int8)]
+
+
+# ---------------------------------------------------------------- export
+
+EXPORT_LINES = 40  # held-out lines the exported step is scored on
+
+
+class OneStep(layers.Layer):
+    """An LSTM layer as one call of its cell: (N, 1, features) and its states -> (N, 1, units), h, c."""
+
+    def __init__(self, lstm: layers.LSTM):
+        super().__init__(name=f"{lstm.name}_step")
+        self.cell = lstm.cell  # its weights, shared
+
+    def call(self, x, initial_state):
+        output, (h, c) = self.cell(x[:, 0], initial_state)
+        return keras.ops.expand_dims(output, 1), h, c
+
+
+def step_scores(run, lines: list[music_data.Line], state_sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each held-out token's log-likelihood and whether it was the most likely, the lines fed a token at a
+    time through a step `Runner` (zoo.export) from zero states: the whole line is the history, no window."""
+    from zoo.text.beam_search import log_softmax
+
+    features = features_of(lines)
+    lengths = np.array([line.shape[1] for line in features])
+    padded = np.zeros((len(features), features[0].shape[0], lengths.max()), np.int32)
+    for row, line in zip(padded, features):
+        row[:, : line.shape[1]] = line
+    states = {name: np.zeros((len(lines), size), np.float32) for name, size in state_sizes.items()}
+    voices = {"voice_pitches": HEARD_PITCHES, "voice_gaps": slice(HEARD_PITCHES.stop, HEARD.stop)}
+    log_likelihoods, hits = [], []
+    for t in range(lengths.max() - 1):
+        given = {"token": padded[:, 0, t], "position": padded[:, 1, t], **states}
+        outputs = run(given | {name: padded[:, rows, t] for name, rows in voices.items() if name in run.inputs})
+        states = {name: outputs[name + "_next"] for name in states}
+        log_probs = log_softmax(outputs["logits"].astype(np.float64))
+        targets, scored = padded[:, 0, t + 1], t + 1 < lengths
+        log_likelihoods.append(log_probs[np.arange(len(targets)), targets][scored])
+        hits.append((log_probs.argmax(axis=-1) == targets)[scored])
+    return np.concatenate(log_likelihoods), np.concatenate(hits)

@@ -14,11 +14,13 @@ Front end: resampled to 8 kHz, silence trimmed at both ends (30 dB below the pea
 a one-second window (`WINDOW_SECONDS`: one digit; longer speech is refused), 40 log-mel bands
 every 10 ms in dB below the clip's loudest (so loudness does not matter).
 
-Model: DS-CNN, after "Hello Edge: Keyword Spotting on Microcontrollers" (Zhang et al., 2017): a
-10x4 convolution striding (2, 2), then depthwise-separable blocks (a 3x3 depthwise and a 1x1
-pointwise convolution, each with batch normalisation), one of them striding again, global
-average pooling and one dense layer. Trained with AdamW on a one-cycle schedule and label
-smoothing.
+Model: each mel band's mean over the clip's sounding frames is subtracted first (cepstral mean
+normalisation in the log-mel domain: a microphone's or a line's colouring is a fixed offset per
+band in log energy, and each real speaker here came through their own). Then DS-CNN, after
+"Hello Edge: Keyword Spotting on Microcontrollers" (Zhang et al., 2017): a 10x4 convolution
+striding (2, 2), then depthwise-separable blocks (a 3x3 depthwise and a 1x1 pointwise
+convolution, each with batch normalisation), one of them striding again, global average pooling
+and one dense layer. Trained with AdamW on a one-cycle schedule and label smoothing.
 
 Measured (`zoo evaluate speech`): every real speaker (FSDD's own test split, indices 0-4, and
 Debian's asterisk female speaker, held out: 0-9 and "oh") beside two baselines, a nearest
@@ -48,7 +50,7 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image
 
-from zoo import api, harness, registry
+from zoo import api, harness, limits, registry
 from zoo.data import audio
 from zoo.data.audio import DIGIT_WORDS, SAMPLE_RATE, Clip
 from zoo.errors import BadInput
@@ -77,12 +79,12 @@ class Config:
     hold_out: str = "none"  # a speaker left out of training (leave-one-speaker-out); "real": synthetic only
     data: str | None = None  # a folder of {digit}_{speaker}_{index}.wav recordings instead of FSDD's four
     espeak_voices: int = 120  # espeak-ng settings; every flite and festival voice comes too
-    width: int = 64
+    width: int = 96
     blocks: int = 4
     dropout: float = 0.2
     batch_norm_momentum: float = 0.99  # a short run needs faster-moving statistics (quick: 0.9)
     batch_size: int = 64
-    steps: int = 1152  # optimizer updates, whatever the data: synthetic voices alone get as many
+    steps: int = 2000  # optimizer updates, whatever the data: synthetic voices alone get as many
     epochs: int | None = None  # set from `steps` (or --epochs)
     real_repeats: int = 2  # each real training clip this many times per epoch, augmented afresh
     learning_rate: float = 4e-3
@@ -112,6 +114,24 @@ PRESETS = {
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+class BandMeanNormalization(layers.Layer):
+    """Rescaled log-mels (N, frames, bands, 1) less each band's mean over the clip's sounding frames;
+    frames at the floor (the window's silent padding) stay at 0 and count for nothing."""
+
+    def __init__(self, floor: float = -0.95, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = floor  # rescaled: -1 is the -80 dB floor, so -0.95 is 78 dB below the loudest bin
+
+    def call(self, x):
+        sounding = ops.cast(ops.max(x, axis=2, keepdims=True) > self.floor, x.dtype)
+        mean = ops.sum(x * sounding, axis=1, keepdims=True) / (ops.sum(sounding, axis=1, keepdims=True) + 1e-3)
+        return (x - mean) * sounding
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
 class SpecAugment(layers.Layer):
     """Zeroes random stretches of frames and of mel bands, while training only (Park et al., 2019)."""
 
@@ -126,7 +146,7 @@ class SpecAugment(layers.Layer):
 
     def _keep(self, batch, size: int, masks: int, widest: int, axis_shape):
         positions = ops.reshape(ops.arange(size), axis_shape)
-        keep = ops.ones((batch, *[1 if s == 1 else size for s in axis_shape[1:]]), "bool")
+        keep = positions >= 0  # all kept so far; broadcast over the batch by the masks below
         for _ in range(masks):
             width = keras.random.randint((batch, 1, 1, 1), 0, widest + 1, seed=self.generator)
             start = keras.random.randint((batch, 1, 1, 1), 0, size, seed=self.generator)
@@ -137,7 +157,7 @@ class SpecAugment(layers.Layer):
         if not training:
             return x
         batch = ops.shape(x)[0]
-        frames, bands = x.shape[1], x.shape[2]
+        frames, bands = x.shape[1] or ops.shape(x)[1], x.shape[2]  # frames vary in digit strings
         keep_time = self._keep(batch, frames, self.time_masks, self.time_mask_frames, (1, frames, 1, 1))
         keep_bands = self._keep(batch, bands, self.frequency_masks, self.frequency_mask_bands, (1, 1, bands, 1))
         return x * ops.cast(ops.logical_and(keep_time, keep_bands), x.dtype)
@@ -164,13 +184,23 @@ def build_model(config: Config) -> keras.Model:
     features = keras.Input((FRAMES, audio.MELS), name="log_mel")
     x = layers.Rescaling(2 / audio.TOP_DB, offset=1.0, name="rescale")(features)  # [-80, 0] dB -> [-1, 1]
     x = layers.Reshape((FRAMES, audio.MELS, 1), name="as_image")(x)
+    x = ds_cnn(BandMeanNormalization(name="band_mean_normalization")(x), config)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    logits = layers.Dense(len(DIGIT_WORDS), name="logits")(x)
+    return keras.Model(features, logits, name="speech_digits")
+
+
+def ds_cnn(image, config: Config):
+    """SpecAugment and the DS-CNN's convolutions: (N, frames, MELS, 1) rescaled log-mels ->
+    (N, frames / 4, MELS / 4, width) (the stem and the second block halve time and frequency)."""
     x = SpecAugment(
         config.time_masks,
         config.time_mask_frames,
         config.frequency_masks,
         config.frequency_mask_bands,
         name="spec_augment",
-    )(x)
+    )(image)
     x = _conv_bn(
         x,
         layers.Conv2D(config.width, (10, 4), strides=2, padding="same", use_bias=False, name="stem_conv"),
@@ -191,10 +221,7 @@ def build_model(config: Config) -> keras.Model:
             f"block{block}_pointwise",
             config.batch_norm_momentum,
         )
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(config.dropout, name="dropout")(x)
-    logits = layers.Dense(len(DIGIT_WORDS), name="logits")(x)
-    return keras.Model(features, logits, name="speech_digits")
+    return x
 
 
 # --------------------------------------------------------------------- data
@@ -244,30 +271,44 @@ def _telephone_band():
 def augment(speech: np.ndarray, rng: np.random.Generator, config: Config) -> tuple[np.ndarray, float]:
     """(a window holding `speech` changed as another room, line, speaker and pace might, the
     frequency warp for its features)."""
-    from scipy import signal
-
-    speed = float(np.exp(rng.uniform(-np.log1p(config.speed), np.log1p(config.speed))))
-    positions = np.arange(0, len(speech) - 1, speed)
-    speech = np.interp(positions, np.arange(len(speech)), speech).astype(np.float32)
+    speech = change_speed(speech, rng, config)
     if len(speech) > WINDOW:
         start = int(rng.integers(0, len(speech) - WINDOW + 1))
         speech = speech[start : start + WINDOW]
     window = place(speech, int(rng.integers(0, WINDOW - len(speech) + 1)))
+    return pass_on(window, float(np.mean(speech**2)), rng, config), random_factor(rng, config.warp)
+
+
+def random_factor(rng: np.random.Generator, most: float) -> float:
+    """A factor up to `most` either way (1 + most or its inverse), uniform on a log scale."""
+    return float(np.exp(rng.uniform(-np.log1p(most), np.log1p(most))))
+
+
+def change_speed(speech: np.ndarray, rng: np.random.Generator, config: Config) -> np.ndarray:
+    """`speech` faster or slower, tempo and pitch together, by up to `config.speed` either way."""
+    positions = np.arange(0, len(speech) - 1, random_factor(rng, config.speed))
+    return np.interp(positions, np.arange(len(speech)), speech).astype(np.float32)
+
+
+def pass_on(sound: np.ndarray, speech_power: float, rng: np.random.Generator, config: Config) -> np.ndarray:
+    """`sound` (any length) as another room and line might pass it on: reverberation, a telephone
+    band, noise of a random colour at an SNR to `speech_power` (that of the speech alone)."""
+    from scipy import signal
+
     if rng.random() < config.reverb_probability:
         rt60 = rng.uniform(0.1, 0.6)
         t = np.arange(int(0.3 * SAMPLE_RATE)) / SAMPLE_RATE
         response = rng.normal(size=t.size) * np.exp(-6.9 * t / rt60)
         response[0] = 1.0
-        window = signal.fftconvolve(window, response)[:WINDOW].astype(np.float32)
+        sound = signal.fftconvolve(sound, response)[: len(sound)].astype(np.float32)
     if rng.random() < config.telephone_probability:
-        window = signal.sosfilt(_telephone_band(), window).astype(np.float32)
+        sound = signal.sosfilt(_telephone_band(), sound).astype(np.float32)
     if rng.random() < config.noise_probability:
         colour = rng.uniform(0.0, 0.97)  # 0 white, towards 1 ever redder (a one-pole low-pass)
-        noise = signal.lfilter([1.0], [1.0, -colour], rng.normal(size=WINDOW))
-        power = float(np.mean(speech**2)) + 1e-12
+        noise = signal.lfilter([1.0], [1.0, -colour], rng.normal(size=len(sound)))
         snr = rng.uniform(*config.snr_db)
-        window = window + noise * np.sqrt(power / (np.mean(noise**2) * 10 ** (snr / 10)))
-    return window.astype(np.float32), float(np.exp(rng.uniform(-np.log1p(config.warp), np.log1p(config.warp))))
+        sound = sound + noise * np.sqrt((speech_power + 1e-12) / (np.mean(noise**2) * 10 ** (snr / 10)))
+    return sound.astype(np.float32)
 
 
 class DigitBatches(harness.EpochSeeded):
@@ -376,8 +417,11 @@ def _row(
 
 
 def load(weights: str | Path | None) -> keras.Model:
+    """The one-digit model, or a digit-string one (`digit_strings`, any number of frames)."""
+    from zoo.audio import digit_strings
+
     model = harness.load_model(registry.resolve_weights("speech", weights), app="speech")
-    if model.input_shape[1:] != (FRAMES, audio.MELS):
+    if model.name != digit_strings.MODEL_NAME and model.input_shape[1:] != (FRAMES, audio.MELS):
         raise BadInput(f"{weights}: expects input {model.input_shape[1:]}, not ({FRAMES}, {audio.MELS}) log-mel frames")
     return model
 
@@ -398,15 +442,12 @@ def _train_model(
         clip_features(validation),
         np.eye(len(DIGIT_WORDS), dtype=np.float32)[[c.digit for c in validation]],
     )
-    steps = config.epochs * len(batches)
-    warmup = steps // 10
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate / 20, steps - warmup, warmup_target=config.learning_rate, warmup_steps=warmup
-    )
     with harness.scope():
         model = build_model(config)
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            optimizer=keras.optimizers.AdamW(
+                one_cycle(config.learning_rate, config.epochs * len(batches)), weight_decay=config.weight_decay
+            ),
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
@@ -414,13 +455,37 @@ def _train_model(
     return run, harness.best_model(run)
 
 
+def one_cycle(learning_rate: float, steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """A tenth of the steps warming up from a twentieth of `learning_rate`, then a cosine down."""
+    warmup = steps // 10
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate / 20, steps - warmup, warmup_target=learning_rate, warmup_steps=warmup
+    )
+
+
 def train(
-    *, preset: str, epochs: int | None, data: Path | None, out: Path | None, resume: bool, seed: int, hold_out: str
+    *,
+    preset: str,
+    epochs: int | None,
+    data: Path | None,
+    out: Path | None,
+    resume: bool,
+    seed: int,
+    hold_out: str,
+    task: str,
 ) -> dict:
+    if task == "strings":
+        from zoo.audio import digit_strings
+
+        return digit_strings.train(
+            preset=preset, epochs=epochs, data=data, out=out, resume=resume, seed=seed, hold_out=hold_out
+        )
     config = dataclasses.replace(PRESETS[preset], hold_out=hold_out, data=str(data) if data else None)
     started = time.time()
     run, best = _train_model(config, out, resume, seed, epochs, f"speech-{hold_out}")
     real = real_speakers(run.config)
+    synthetic = audio.synthetic_clips(run.config.espeak_voices)
+    fit_limits(best, run.config, real, synthetic).save(run.file(limits.LIMITS_FILE), force=True)
     held = (
         [c for c in real if c.speaker == hold_out]
         if hold_out not in ("none", "real")
@@ -437,18 +502,30 @@ def train(
     return {"run": str(run.path), **metrics}
 
 
-def evaluate(*, weights: str | None, data: Path | None, loso: str) -> dict:
+def evaluate(*, weights: str | None, data: Path | None, loso: str, output: Path | None, force: bool) -> dict:
     """The model, the synthetic-only model and the nearest neighbour on every real speaker; with
-    `loso`, leave-one-speaker-out over FSDD's speakers, training one model per speaker."""
+    `loso`, leave-one-speaker-out over FSDD's speakers, training one model per speaker. A
+    digit-string model (`--weights strings`) is measured by `digit_strings.evaluate`.
+    Then what the model knows (zoo.limits, `measure_limits`), with the limits beside the weights or,
+    with `-o DIR`, fitted anew as `train` does and written with the reliability diagram into DIR."""
+    from zoo.audio import digit_strings
+
+    model = load(weights)
+    if model.name == digit_strings.MODEL_NAME:
+        if output or loso != "none":
+            raise BadInput("--weights strings: measured by digit error rates only (leave out -o and --loso)")
+        return digit_strings.evaluate(model, data)
+    targets = limits.output_files(output, ("reliability.png", limits.LIMITS_FILE), force)
     config = dataclasses.replace(PRESETS["full"], data=str(data) if data else None)
     real = real_speakers(config)
     synthetic = audio.synthetic_clips(config.espeak_voices)
     synthetic_only = load("synthetic")
     if loso != "none":
+        if output is not None:
+            raise BadInput(f"-o {output}: writes the limits of the model evaluated; --loso trains models of its own")
         return _leave_one_speaker_out(
             dataclasses.replace(PRESETS[loso], data=config.data), real, synthetic, synthetic_only
         )
-    model = load(weights)
     train_synthetic, train_real, _ = split(config, real, synthetic)
     neighbour = NearestNeighbour(train_synthetic + train_real)
     rows = [
@@ -463,6 +540,11 @@ def evaluate(*, weights: str | None, data: Path | None, loso: str) -> dict:
     ]
     held_out = _row("asterisk (held-out speaker)", audio.asterisk_clips(), model, synthetic_only, neighbour)
     fsdd = [c for c in real if c.index in TEST_INDICES]
+    fitted = None if output else limits.load_beside("speech", registry.resolve_weights("speech", weights))
+    fitted = fitted or fit_limits(model, config, real, synthetic)
+    known = measure_limits(model, fitted, config, real, synthetic, targets[0] if targets else None)
+    if targets:
+        known["written"] = [str(targets[0]), str(fitted.save(targets[1], force))]
     return {
         "fsdd_test_accuracy": round(accuracy(model, fsdd), 4),
         "fsdd_test_synthetic_only": round(accuracy(synthetic_only, fsdd), 4),
@@ -470,6 +552,7 @@ def evaluate(*, weights: str | None, data: Path | None, loso: str) -> dict:
         "asterisk_correct": int(round(held_out["accuracy"] * held_out["clips"])),
         "asterisk_accuracy": held_out["accuracy"],
         "speakers": rows + [held_out],
+        **known,
     }
 
 
@@ -503,6 +586,180 @@ def _leave_one_speaker_out(
     }
 
 
+# ------------------------------------------------- what the model knows (zoo.limits)
+
+# Words for the validation voices to say that are no digit, nor a digit's homophone (to, for, oh, ...).
+OTHER_WORDS = (
+    "hello", "yes", "no", "stop", "go", "left", "right", "up", "down", "off",
+    "cat", "dog", "house", "happy", "water", "green", "music", "table", "morning", "please",
+)  # fmt: skip
+DIGIT_SOUNDS = frozenset(DIGIT_WORDS) | {"oh", "o", "won", "to", "too", "for", "ate", "niner", "onefor"}
+PROBE_CLIPS = 48  # stretches of music, and of noise
+OUTSIDE_NOTE = (
+    "this recording is unlike the spoken digits the model learnt from (one English digit, 0-9, per "
+    "recording), so the answer above may be a guess; say one digit, or train on recordings like yours: "
+    "zoo train speech --data YOUR_FOLDER ({digit}_{speaker}_{index}.wav)"
+)
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """The one-digit model with two outputs: its pooled features (the domain check's) and its logits."""
+    return keras.Model(model.input, [model.get_layer("pool").output, model.output])
+
+
+def features_and_logits(both: keras.Model, log_mels: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    outputs = [both(log_mels[i : i + batch], training=False) for i in range(0, len(log_mels), batch)]
+    return tuple(np.concatenate([keras.ops.convert_to_numpy(out[k]) for out in outputs]) for k in (0, 1))
+
+
+def digits_of(clips: list[Clip]) -> np.ndarray:
+    return np.array([c.digit for c in clips])
+
+
+def fit_limits(model: keras.Model, config: Config, real: list[Clip], synthetic: list[Clip]) -> limits.ModelLimits:
+    """The temperature and domain check of a trained model (zoo.limits): class Gaussians of the pooled
+    features of its training clips and one Gaussian of them all (the relative Mahalanobis score, chosen
+    by measurement: `zoo evaluate speech`); the temperature and the threshold (5% false alarms) fitted
+    on the validation split's real recordings (what the app is for), or on all of it without any."""
+    both = with_features(model)
+    train_synthetic, train_real, validation = split(config, real, synthetic)
+    speakers = {c.speaker for c in real}
+    validation = [c for c in validation if c.speaker in speakers] or validation
+    train_features, _ = features_and_logits(both, clip_features(train_synthetic + train_real))
+    val_features, val_logits = features_and_logits(both, clip_features(validation))
+    return limits.ModelLimits.fit(
+        train_features,
+        digits_of(train_synthetic + train_real),
+        val_features,
+        val_logits,
+        digits_of(validation),
+        relative=True,
+    )
+
+
+def asterisk_words() -> tuple[list[np.ndarray], int]:
+    """(the sound of every asterisk prompt that says no digit, how many of them are longer than one
+    digit's window and so refused before any check): the held-out female speaker, on the same recording
+    chain as her digits, saying other words ("activated", "goodbye", letters, month names, ...)."""
+    windows, refused = [], 0
+    for path in sorted(audio.ASTERISK_DIGITS.parent.rglob("*.wav")):
+        words = set(path.stem.lower().replace("-", "_").split("_"))
+        if path.parent.name == "silence" or words & DIGIT_SOUNDS or any(ch.isdigit() for ch in path.stem):
+            continue
+        try:
+            windows.append(speech_window(audio.read_audio(path), path.name))
+        except BadInput:  # a sentence: the front end refuses more than a second of sound
+            refused += 1
+    return windows, refused
+
+
+def synthetic_words(voices: list[str]) -> list[np.ndarray]:
+    """Synthetic voices (`Clip.speaker` settings, e.g. "espeak-ng:en-us+f3:150:50") saying OTHER_WORDS."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(tuple(voice.split(":")), word) for voice in voices for word in OTHER_WORDS]
+    with ThreadPoolExecutor(4) as pool:
+        return [speech_window(samples) for samples in pool.map(lambda job: audio.say(*job), jobs)]
+
+
+def _stretches(sound: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` random stretches of 0.3-0.9 s of `sound`, each in the model's window."""
+    stretches = []
+    for _ in range(count):
+        length = int(rng.uniform(0.3, 0.9) * SAMPLE_RATE)
+        start = int(rng.integers(0, len(sound) - length))
+        stretches.append(speech_window(sound[start : start + length]))
+    return stretches
+
+
+def music_windows(count: int = PROBE_CLIPS, pieces: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """Stretches of Bach chorale melodies (music21's corpus, the test split's first `pieces` lines)
+    played by fluidsynth's General MIDI piano (the NumPy synthesiser where fluidsynth is missing)."""
+    from zoo.data import music
+
+    rng = np.random.default_rng(seed)
+    windows = []
+    for line in music.split_lines(music.corpus_lines("chorales"))["test"][:pieces]:
+        bar_length, events = music.decode(line.tokens)
+        rate, samples, _ = music.render_audio(events, bar_length, tempo=100)
+        windows += _stretches(audio.read_audio((rate, samples)), count // pieces, rng)
+    return windows
+
+
+def noise_windows(count: int = PROBE_CLIPS, seed: int = 0) -> list[np.ndarray]:
+    """Noise of random colours (white to deep red, as `pass_on` adds), 0.3-0.9 s each."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    sounds = [signal.lfilter([1.0], [1.0, -rng.uniform(0.0, 0.97)], rng.normal(size=SAMPLE_RATE)) for _ in range(count)]
+    return [_stretches((0.5 * s / np.abs(s).max()).astype(np.float32), 1, rng)[0] for s in sounds]
+
+
+def measure_limits(
+    model: keras.Model,
+    fitted: limits.ModelLimits,
+    config: Config,
+    real: list[Clip],
+    synthetic: list[Clip],
+    reliability_png: Path | None = None,
+) -> dict:
+    """ECE on FSDD's test split before and after temperature scaling (and its reliability diagram,
+    where `reliability_png` is given); the domain check with FSDD's test
+    split as in-domain against real sounds that are no spoken digit: the asterisk speaker's other
+    prompts, the validation voices saying other words, music and noise. Since the asterisk prompts and
+    the synthetic voices differ from FSDD in voice and recording chain too, `auroc_same_voices` pits
+    each against the same voices' digits: what the word alone tells."""
+    both = with_features(model)
+    test = [c for c in real if c.index in TEST_INDICES]
+    test_features, test_logits = features_and_logits(both, clip_features(test))
+    asterisk, refused = asterisk_words()
+    speakers = {c.speaker for c in real}
+    validation_voices = [c for c in split(config, real, synthetic)[2] if c.speaker not in speakers]
+    probes = {
+        "asterisk_words": asterisk,
+        "synthetic_words": synthetic_words(sorted({c.speaker for c in validation_voices})),
+        "music": music_windows(),
+        "noise": noise_windows(),
+    }
+    outputs = {name: features_and_logits(both, features(windows)) for name, windows in probes.items()}
+    scores = {name: fitted.score(pooled) for name, (pooled, _) in outputs.items()}
+    domain = limits.domain_report(fitted.check, fitted.score(test_features), scores)
+    same_voices = {
+        "asterisk_words": clip_features(audio.asterisk_clips()),
+        "synthetic_words": clip_features(validation_voices),
+    }
+    domain["auroc_same_voices"] = {
+        name: limits.auroc(fitted.score(features_and_logits(both, log_mels)[0]), scores[name])
+        for name, log_mels in same_voices.items()
+    }
+    domain["asterisk_digits_in_domain"] = int(
+        sum(d.in_domain for d in fitted.domains(features_and_logits(both, same_voices["asterisk_words"])[0]))
+    )
+    domain["asterisk_prompts_refused_as_too_long"] = refused
+    # Why the relative Mahalanobis score: the others, on the same inputs.
+    others = {
+        "mahalanobis": lambda pooled, _: fitted.gaussians.score(pooled),
+        "max-softmax": lambda _, logits: limits.max_softmax(logits, fitted.temperature),
+        "energy": lambda _, logits: limits.energy(logits, fitted.temperature),
+    }
+    domain["auroc_of_other_scores"] = {
+        kind: {name: limits.auroc(score(test_features, test_logits), score(*outputs[name])) for name in outputs}
+        for kind, score in others.items()
+    }
+    if reliability_png is not None:
+        limits.plot_reliability(
+            {
+                "before": limits.softmax(test_logits),
+                f"T = {fitted.temperature:.3g}": limits.softmax(test_logits, fitted.temperature),
+            },
+            digits_of(test),
+            reliability_png,
+            f"{model.name}: FSDD's test split, {len(test)} clips",
+        )
+    calibration = limits.calibration_report(test_logits, digits_of(test), fitted.temperature)
+    return {"calibration": calibration, "domain": domain}
+
+
 # ---------------------------------------------------------------- the Python face
 
 
@@ -530,12 +787,15 @@ class Heard(api.Result):
     picture: Image.Image = api.shown("image", rich=True)
     audio: tuple = api.shown("audio", rich=True)  # (SAMPLE_RATE, float32 samples) as heard, in its window
     spoken: tuple = api.shown("audio", rich=True)  # the translation, as espeak-ng says it
+    domain: limits.Domain | None = None  # the domain check (None: the model has no limits beside it)
+    note: str | None = api.shown("text")  # what the model knows and what to do instead, when outside it
 
     @property
     def text(self) -> str:
         translated = f" -> {self.translation}" if self.translation else ""
         written = f" ({'speech' if self.spoken else 'log-mel'}: {self.output})" if self.output else ""
-        return f"{self.input}: {self.digit} ({self.word}, {self.confidence:.1%}){translated}{written}"
+        line = f"{self.input}: {self.digit} ({self.word}, {self.confidence:.1%}){translated}{written}"
+        return line + (f"\n  note: {self.note}" if self.note else "")
 
     def save(self, path: str | Path, force: bool = False) -> Path:
         """The translation as a WAV when there is one, else the log-mel picture."""
@@ -554,7 +814,10 @@ class Predictor(api.Predictor):
 
     def __init__(self, spec, options):
         super().__init__(spec, options)
-        self.model = load(self.weights)
+        path = registry.resolve_weights("speech", self.weights)
+        self.model = load(path)
+        self.limits = limits.load_beside("speech", path)  # temperature and domain check (zoo.limits)
+        self.features = None  # the model with its pooled features too, made at the first recording
 
     def __call__(self, inputs=None, /, **options):
         if inputs is None and options.get("say") is not None:  # espeak-ng's voice is the input
@@ -568,11 +831,19 @@ class Predictor(api.Predictor):
             named.append((f"espeak-ng saying {DIGIT_WORDS[digit]}", audio.espeak(DIGIT_WORDS[digit])))
         if not named:
             raise BadInput("speech: give a recording (a path or (rate, samples)), or say=DIGIT")
+        from zoo.audio import digit_strings
+
+        if self.model.name == digit_strings.MODEL_NAME:  # `weights="strings"`: a digit string each
+            return digit_strings.hear(self.model, named, options)
         windows = [speech_window(samples, name) for name, samples in named]  # every input checked first
         log_mels = features(windows)
+        if self.features is None:
+            self.features = with_features(self.model)
+        pooled, logits = features_and_logits(self.features, log_mels)
+        domains = self.limits.domains(pooled) if self.limits else [None] * len(named)
         results = []
-        for (name, samples), window, log_mel, probs in zip(
-            named, windows, log_mels, probabilities(self.model, log_mels)
+        for (name, samples), window, log_mel, probs, domain in zip(
+            named, windows, log_mels, limits.softmax(logits, self.limits.temperature if self.limits else 1.0), domains
         ):
             digit = int(probs.argmax())
             language = options.get("translate")
@@ -591,6 +862,8 @@ class Predictor(api.Predictor):
                     (SAMPLE_RATE, audio.espeak(translated, ESPEAK_LANGUAGES.get(language, language)))
                     if language
                     else None,
+                    domain,
+                    None if domain is None or domain.in_domain else OUTSIDE_NOTE,
                 )
             )
         return results

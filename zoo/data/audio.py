@@ -329,7 +329,8 @@ def voice_settings(count: int, seed: int = 0) -> list[tuple[str, ...]]:
     return settings
 
 
-def _say(setting: tuple[str, ...], word: str) -> np.ndarray:
+def say(setting: tuple[str, ...], word: str) -> np.ndarray:
+    """`word` spoken by one synthetic voice setting (a `voice_settings` entry; a Clip's speaker split at ":")."""
     engine, voice, *rest = setting
     if engine == "espeak-ng":
         return espeak(word, voice, int(rest[0]), int(rest[1]))
@@ -364,7 +365,7 @@ def synthetic_clips(espeak_voices: int = 120, seed: int = 0) -> list[Clip]:
             raise BadInput(f"espeak-ng: not installed; {APT_HINT.format('espeak-ng')}")
         jobs = [(s, w, d) for s in settings for w, d in words]
         with ThreadPoolExecutor(4) as pool:
-            voices = list(pool.map(lambda job: trim(_say(job[0], job[1])), jobs))
+            voices = list(pool.map(lambda job: trim(say(job[0], job[1])), jobs))
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(cached, force=True) as tmp:
             np.savez(
@@ -387,6 +388,9 @@ def synthetic_clips(espeak_voices: int = 120, seed: int = 0) -> list[Clip]:
 
 MELODY_RATE = 22050
 MELODY_HOP = 256  # 11.6 ms
+# pYIN's Viterbi path calls some frames of plain noise voiced, each with a probability near 0.01;
+# a played or sung note's frames are mostly above 0.5.
+VOICED_PROBABILITY = 0.1
 
 
 def melody(
@@ -402,7 +406,7 @@ def melody(
     import librosa
     from scipy.signal import medfilt
 
-    f0, voiced, _ = librosa.pyin(
+    f0, voiced, probability = librosa.pyin(
         samples,
         fmin=librosa.note_to_hz("C2"),
         fmax=librosa.note_to_hz("C7"),
@@ -410,6 +414,7 @@ def melody(
         frame_length=1024,
         hop_length=MELODY_HOP,
     )
+    voiced &= probability >= VOICED_PROBABILITY
     pitches = np.where(voiced & np.isfinite(f0), np.round(librosa.hz_to_midi(np.nan_to_num(f0, nan=1.0))), -1)
     pitches = medfilt(pitches, 5)
     frame = MELODY_HOP / sample_rate

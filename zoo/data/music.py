@@ -43,11 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import audio
 from zoo.data.download import cache_dir
 from zoo.errors import BadInput
 from zoo.files import atomic_output, check_input_file
 
 CORPORA = ("chorales", "folk")
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+# A recorded primer: its median note is a quarter note, within these tempi, moved near this note.
+MIN_BPM, MAX_BPM = 40, 240
+MELODY_CENTRE = 67  # G4
 CACHE_VERSION = 3
 
 # ------------------------------------------------------------------- tokens
@@ -279,6 +284,35 @@ def read_midi(path: Path) -> tuple[float, list[list[Event]]]:
 
 
 # ------------------------------------------------------------------ corpora
+
+
+def read_primer(path: Path) -> tuple[float, list[Event]]:
+    """(bar length, events) of a tune to continue: a MIDI file's first pitched part, or the melody of
+    a recording (any file `zoo.data.audio` reads), transcribed in 4/4."""
+    if Path(path).suffix.lower() in MIDI_SUFFIXES:
+        bar_length, parts = read_midi(path)
+        return bar_length, parts[0]
+    return 4.0, transcribe(audio.read_audio(path, audio.MELODY_RATE), str(path))
+
+
+def transcribe(samples: np.ndarray, name: str = "<audio>") -> list[Event]:
+    """A sung, hummed or played melody (mono samples at `audio.MELODY_RATE`) as events in quarter notes.
+
+    pYIN gives notes in seconds (`zoo.data.audio.melody`); a recording has no written beat, so the
+    median note is taken as one quarter note, which keeps the tune's rhythm whatever its tempo.
+    Whole octaves move the tune so that its median note lies near G4, where the corpora's melodies
+    sit (a hummed tune is often an octave or two lower, and the model has seen little down there).
+    """
+    notes = audio.melody(samples)
+    pitched = [(pitch, seconds) for pitch, seconds in notes if pitch is not None]
+    if not pitched:
+        raise BadInput(f"{name}: no melody heard (no pitched note of 60 ms or more); hum, sing or play a tune")
+    quarter = float(np.clip(np.median([seconds for _, seconds in pitched]), 60 / MAX_BPM, 60 / MIN_BPM))
+    shift = 12 * round((MELODY_CENTRE - float(np.median([pitch for pitch, _ in pitched]))) / 12)
+    return [
+        (None if pitch is None else int(np.clip(pitch + shift, LOWEST, HIGHEST)), snap(seconds / quarter, DURATIONS))
+        for pitch, seconds in notes
+    ]
 
 
 def _parse_chorales() -> list[Line]:

@@ -759,3 +759,89 @@ class Predictor(api.Predictor):
     def target(self, source: Path | None, output: Path | None, many: bool, force: bool) -> Path | None:
         """-o names a folder for every input's attention maps; without it, none are written."""
         return None if output is None else maps_folder(output)
+
+    def exportables(self) -> list:
+        """Two graphs, the loop with the caller (docs/export.md shows it): `encoder`, uint8 RGB at the model's
+        size (N, side, side, 3) -> the grid of features; `decoder_step`, those features and the caption so far
+        (N, T) int32 token ids from <start> -> the next token's logits (N, vocabulary) and where it looked
+        (N, cells). Fitting a photo to the square stays with the caller (`caption_data.square_image`)."""
+        from zoo.export import Exportable
+
+        if _hub_layer(self.model) is not None:
+            raise BadInput("captioning: a hub backbone runs outside the weights file; export needs a built-in encoder")
+        side, max_length = model_limits(self.model)
+        pixels = keras.Input((side, side, 3), dtype="uint8", name="pixels")
+        encoder = keras.Model(pixels, self.model.get_layer("encoder")(ops.cast(pixels, "float32")), name="encoder")
+        decoder = exportable_decoder(self.model.get_layer("decoder"))
+        features = keras.Input(decoder.inputs[0].shape[1:], name="features")
+        tokens = keras.Input((None,), dtype="int32", name="tokens")
+        logits, attention = decoder([features, tokens])
+        step = keras.Model(
+            [features, tokens], {"logits": logits[:, -1], "attention": attention[:, -1]}, name="decoder_step"
+        )
+        splits = test_splits("scenes", None, side, max_length - 2, count=EXPORT_SCENES)
+
+        def scores(run_step, encoder) -> dict:
+            return {
+                name: caption_scores(
+                    [self.vocabulary.decode(c) for c in greedy_captions(encoder, run_step, images, max_length)],
+                    [[caption_data.normalize(r) for r in refs] for refs in references],
+                )
+                for name, (images, references) in splits.items()
+            } | {"images": len(splits["seen"][0]) + len(splits["unseen"][0]), "decoding": "greedy"}
+
+        vocabulary = {
+            "words": self.vocabulary.words,
+            "special_tokens": dataclasses.asdict(SPECIAL_TOKENS),
+            "max_length": max_length,
+        }
+        no_int8 = (
+            "captioning is not quantised to int8: each word is the argmax of quantised logits, fed back into the "
+            "next step; --quantize float16 halves both parts"
+        )
+        return [
+            Exportable("encoder", encoder, None, None, {"image_size": side, "input": ENCODER_INPUT}, no_int8=no_int8),
+            Exportable("decoder_step", step, scores, None, vocabulary, uses=("encoder",), no_int8=no_int8),
+        ]
+
+
+# ---------------------------------------------------------------- export
+
+EXPORT_SCENES = 100  # per generated test split, for the exported parts' caption scores
+ENCODER_INPUT = (
+    "uint8 RGB at image_size x image_size: a photo centre-cropped to a square and resized "
+    "(zoo.data.captions.square_image: Pillow's BOX filter down, bicubic up)"
+)
+
+
+def exportable_decoder(decoder: keras.Model) -> keras.Model:
+    """A copy of the decoder whose GELUs go through erf rather than erfc (TensorFlow's way, which ONNX
+    lacks): the same function, with the same weights."""
+    copy = keras.models.clone_model(decoder)
+    copy.set_weights(decoder.get_weights())
+    for block in (layer for layer in copy.layers if isinstance(layer, DecoderBlock)):
+        for dense in block.feed_forward.layers:
+            if getattr(dense, "activation", None) is keras.activations.gelu:
+                dense.activation = gelu_by_erf
+    return copy
+
+
+def gelu_by_erf(x):
+    return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
+
+
+def greedy_captions(encoder, step, images: np.ndarray, max_length: int) -> list[list[int]]:
+    """Greedy decoding through exported parts (`zoo.export.Runner`s): each image's word ids, as `beam_search`
+    with beam 1 finds them (never <pad> or <start>; at most max_length - 2 words, then <end>)."""
+    features = encoder([images])
+    tokens = np.full((len(images), 1), START, np.int32)
+    running = np.ones(len(images), bool)
+    for _ in range(max_length - 2):
+        logits = step({"features": features, "tokens": tokens})["logits"]
+        logits[:, [PAD, START]] = -np.inf
+        chosen = np.where(running, logits.argmax(axis=-1), PAD).astype(np.int32)
+        running &= chosen != END
+        tokens = np.concatenate([tokens, chosen[:, None]], axis=1)
+        if not running.any():
+            break
+    return [[t for t in row[1:] if t not in (PAD, END)] for row in tokens.tolist()]

@@ -365,14 +365,12 @@ def confusion_metrics(predicted: np.ndarray, data: LabelledImages) -> dict:
 
 
 def plot_confusion(metrics: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to switch under a notebook's plots
 
     names = list(metrics["per_class_accuracy"])
     confusion = np.array(metrics["confusion_matrix"])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 0.8 + 0.6 * len(names)))
+    fig = Figure(figsize=(1.0 + 0.6 * len(names), 0.8 + 0.6 * len(names)))
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     for (row, col), count in np.ndenumerate(confusion):
         ax.text(
@@ -392,7 +390,6 @@ def plot_confusion(metrics: dict, path: Path) -> Path:
     fig.tight_layout()
     with atomic_output(path, force=True) as tmp:
         fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -612,26 +609,23 @@ def evaluate(*, weights: str | None, data: Path | None, output: Path | None, for
 
 # ------------------------------------------------------------------ ImageNet
 
-IMAGENET_DEFAULT = "efficientnetv2b0"  # `--weights imagenet`; `--weights imagenet-NAME` names another
-# Top-1 accuracy on ImageNet's 50,000 validation images, published by Keras (keras.io/api/applications;
-# MobileNetV3's from the table in keras/src/applications/mobilenet_v3.py), not re-measured here.
-IMAGENET_TOP1 = {"efficientnetv2b0": 0.787, "convnexttiny": 0.813, "efficientnetb0": 0.771, "mobilenetv3small": 0.681}
 IMAGENET_CLASS_INDEX = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
 IMAGENET_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"  # Keras's (imagenet_utils.decode_predictions)
 IMAGENET_SIDE = 224
 
 
 def imagenet_variant(weights: str | Path | None) -> str | None:
-    """`--weights imagenet` or `imagenet-NAME` -> the keras.applications NAME; None for other weights."""
+    """`--weights imagenet` or `imagenet-NAME` -> the keras.applications NAME; None for other weights.
+
+    The variants are the card's published weights (`published_weights`: Keras's, with Keras's figures)."""
     text = None if weights is None or Path(weights).exists() else str(weights)
     if text is None or not (text == "imagenet" or text.startswith("imagenet-")):
         return None
-    name = text.removeprefix("imagenet").removeprefix("-") or IMAGENET_DEFAULT
-    if name not in backbones.APPLICATIONS:
-        raise BadInput(
-            f"--weights {text}: expected imagenet or imagenet-NAME, NAME one of {', '.join(backbones.APPLICATIONS)}"
-        )
-    return name
+    spec = registry.get("classify")
+    published = spec.published_entry(text)
+    if published is None:
+        raise BadInput(f"--weights {text}: expected one of imagenet, {', '.join(p.tag for p in spec.published)}")
+    return published.architecture
 
 
 def imagenet_classes() -> list[str]:

@@ -286,6 +286,7 @@ def multiply_adds_per_output_pixel(model: keras.Model) -> float:
     return per_low_pixel / scale**2
 
 
+@keras.saving.register_keras_serializable(package="zoo", name="psnr")  # a compiled model clones with it
 def psnr_metric(y_true, y_pred):
     """PSNR in dB of images in [0, 1], for training curves."""
     mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))

@@ -44,11 +44,11 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image, ImageDraw, ImageFont
 
-from zoo import api
+from zoo import api, limits, registry
 from zoo.data.images import input_image, read_image, save_image
 from zoo.errors import BadInput
 from zoo.files import atomic_output, check_output_path
-from zoo.vision.faces.evaluation import evaluate, pair_chips, score
+from zoo.vision.faces.evaluation import NOT_A_FACE, descriptor_norms, evaluate, match_logits, pair_chips, score
 from zoo.vision.faces.landmarks import CHIP_SIDE
 from zoo.vision.faces.pipeline import (
     MIN_SIDE,
@@ -78,6 +78,8 @@ class FoundFace:
     confidence: float  # the detector's
     name: str | None = None  # the nearest enrolled person, or "unknown" at the threshold or beyond; None: no gallery
     distance: float | None = None  # to that person's nearest enrolled photo
+    probability: float | None = None  # calibrated p(same person as that photo); None: no gallery or no calibration
+    domain: limits.Domain | None = None  # "is this a face" (zoo.limits); None: the embedding has no such check
 
     @property
     def label(self) -> str:
@@ -91,17 +93,19 @@ class Faces(api.Result):
 
     input: str
     faces: list[FoundFace]
+    not_faces: int = 0  # what the detector found that the "is this a face" check refused (left out of `faces`)
     image: Image.Image = api.shown("image", rich=True)
 
     @property
     def text(self) -> str:
+        refused = f"\n  note: {NOT_FACES_NOTE.format(self.not_faces)}" if self.not_faces else ""
         if not self.faces:
-            return f"{self.input}: no face found"
+            return f"{self.input}: no face found{refused}"
         found = "; ".join(
             f"{f.name or 'face'}{'' if f.distance is None else f' (distance {f.distance:.3f})'} at {list(f.box)}"
             for f in self.faces
         )
-        return f"{self.input}: {found}"
+        return f"{self.input}: {found}{refused}"
 
     def save(self, path: str | Path, force: bool = False) -> Path:
         self.output = str(save_image(np.asarray(self.image), Path(path), force=force))
@@ -119,11 +123,13 @@ class Verification(api.Result):
     distance: float
     threshold: float
     boxes: tuple[tuple[int, int, int, int], tuple[int, int, int, int]]  # the compared face in each photo
+    probability: float | None = None  # calibrated p(same person) (zoo.limits); None: the embedding has no calibration
 
     @property
     def text(self) -> str:
         verdict = "same" if self.same else "different"
-        return f"{verdict} person (distance {self.distance:.3f}, threshold {self.threshold})"
+        chance = "" if self.probability is None else f", p(same) {self.probability:.1%}"
+        return f"{verdict} person (distance {self.distance:.3f}, threshold {self.threshold}{chance})"
 
 
 @dataclasses.dataclass
@@ -143,6 +149,33 @@ class Enrollment(api.Result):
 
 # ------------------------------------------------------------- the predictor
 
+NOT_FACES_NOTE = (
+    "left out {} region(s) the detector took for a face but the embedding does not (its descriptor is too short "
+    "for a face); the model knows human faces in photos, so give a photo of a person"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceLimits:
+    """What the embedding's card says to trust (`zoo evaluate faces --reliability-png`, zoo.limits): the
+    temperature that turns a descriptor distance into p(same person), and the "is this a face" check."""
+
+    temperature: float
+    centre: float  # the distance where p(same person) is 1/2
+    check: limits.DomainCheck  # on the descriptor's length
+
+    @classmethod
+    def of(cls, sha256: str) -> FaceLimits | None:
+        """Those of the shipped embedding with these weights; None for any other (a trained one)."""
+        shipped = [e.extra.get("limits", {}) for e in registry.get("faces").weights if e.sha256 == sha256]
+        if not shipped or "calibration" not in shipped[0]:
+            return None
+        calibration, threshold = shipped[0]["calibration"], shipped[0]["domain"]["threshold"]
+        return cls(calibration["temperature"], calibration["centre"], limits.DomainCheck(NOT_A_FACE, threshold))
+
+    def same_probability(self, distance: float) -> float:
+        return round(float(limits.softmax(match_logits([distance], self.centre), self.temperature)[0, 1]), 4)
+
 
 class Predictor(api.Predictor):
     """`zoo.load("faces", gallery=DIR | db=FILE, threshold=0.6)`: photos in, their faces boxed and named.
@@ -156,6 +189,7 @@ class Predictor(api.Predictor):
         if gallery is not None and db is not None:
             raise BadInput("--gallery and --db: give one of them")
         self.model, self.sha256 = load_embedding(self.weights)
+        self.limits = FaceLimits.of(self.sha256)
         self.names, self.enrolled = None, None  # who is enrolled: a name per descriptor
         if db is not None:
             self.names, self.enrolled = load_db(Path(db), self.sha256)
@@ -168,16 +202,31 @@ class Predictor(api.Predictor):
         results = []
         for name, rgb in photos:
             found = find_faces(rgb)
-            matches = [(None, None)] * len(found)  # without a gallery, faces are only found
-            if found and self.names is not None:
-                vectors = embed(self.model, np.stack([f.chip for f in found]))
-                matches = identify(vectors, self.names, self.enrolled, threshold)
+            vectors = embed(self.model, np.stack([f.chip for f in found])) if found else None
+            domains = self.domains(vectors) if found else []
+            kept = [i for i, domain in enumerate(domains) if domain is None or domain.in_domain]
+            matches = [(None, None)] * len(kept)  # without a gallery, faces are only found
+            if kept and self.names is not None:
+                matches = identify(vectors[kept], self.names, self.enrolled, threshold)
             faces = [
-                FoundFace(f.box, round(f.confidence, 4), who, None if d is None else round(d, 4))
-                for f, (who, d) in zip(found, matches)
+                FoundFace(
+                    found[i].box,
+                    round(found[i].confidence, 4),
+                    who,
+                    None if d is None else round(d, 4),
+                    None if d is None or self.limits is None else self.limits.same_probability(d),
+                    domains[i],
+                )
+                for i, (who, d) in zip(kept, matches)
             ]
-            results.append(Faces(name, faces, draw(rgb, faces)))
+            results.append(Faces(name, faces, len(found) - len(kept), draw(rgb, faces)))
         return results
+
+    def domains(self, vectors: np.ndarray) -> list[limits.Domain | None]:
+        """ "Is this a face" of each descriptor (zoo.limits); None each where the embedding has no check."""
+        if self.limits is None:
+            return [None] * len(vectors)
+        return [self.limits.check(norm) for norm in descriptor_norms(vectors)]
 
     def output_name(self, source: Path | None) -> str:
         return f"{Path(source or 'photo').stem}_faces.png"
@@ -227,8 +276,14 @@ class Predictor(api.Predictor):
             if face is None:
                 raise BadInput(f"{name}: no face found")
             faces.append(face)
-        a, b = embed(self.model, np.stack([f.chip for f in faces]))
-        distance = float(np.linalg.norm(a - b))
+        vectors = embed(self.model, np.stack([f.chip for f in faces]))
+        for (name, _), face, domain in zip(photos, faces, self.domains(vectors)):
+            if domain is not None and not domain.in_domain:
+                raise BadInput(
+                    f"{name}: no face found (what the detector found at {list(face.box)} is no face to the "
+                    f"embedding: descriptor length {domain.score:.3f}, a face's is at least {domain.threshold:.3f})"
+                )
+        distance = float(np.linalg.norm(vectors[0] - vectors[1]))
         return Verification(
             photos[0][0],
             photos[1][0],
@@ -236,6 +291,7 @@ class Predictor(api.Predictor):
             round(distance, 4),
             threshold,
             (faces[0].box, faces[1].box),
+            None if self.limits is None else self.limits.same_probability(distance),
         )
 
     def enroll(self, gallery: str | Path, db: str | Path, force: bool = False) -> Enrollment:

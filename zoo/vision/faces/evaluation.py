@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageFilter
 
+from zoo import limits
 from zoo.data import faces as face_data
 from zoo.data.images import read_image
 from zoo.errors import BadInput
@@ -99,11 +101,24 @@ def pair_chips(listed: list[tuple[Path, Path, bool]] | None) -> tuple[dict, list
 
 
 def evaluate(
-    *, weights: Path | None, pairs: Path | None, lfw: bool, roc_png: Path | None, threshold: float, force: bool
+    *,
+    weights: Path | None,
+    pairs: Path | None,
+    lfw: bool,
+    roc_png: Path | None,
+    threshold: float,
+    force: bool,
+    reliability_png: Path | None,
 ) -> dict:
-    """Verification accuracy, ROC and EER of the embedding (and of raw chip pixels) on pairs."""
-    if roc_png is not None:
-        check_output_path(Path(roc_png), force)
+    """Verification accuracy, ROC and EER of the embedding (and of raw chip pixels) on pairs; with
+    `reliability_png`, on the packaged photos, what the model knows too (zoo.limits): the calibration
+    of p(same person) (`measure_calibration`, its reliability diagram written there) and the "is this
+    a face" check (`measure_faceness`), a few minutes more."""
+    for path in (roc_png, reliability_png):
+        if path is not None:
+            check_output_path(Path(path), force)
+    if reliability_png is not None and (lfw or pairs is not None):
+        raise BadInput(f"--reliability-png {reliability_png}: measured on the packaged photos, not --pairs or --lfw")
     listed = None
     if lfw:
         pairs_file, root = face_data.lfw_pairs()
@@ -137,19 +152,156 @@ def evaluate(
     if roc_png is not None:
         _plot_roc(*curves, Path(roc_png), force)
         result["roc_png"] = str(roc_png)
+    if reliability_png is not None:
+        descriptors = view_descriptors(model, face_data.packaged_photos(True))
+        result["calibration"] = measure_calibration(descriptors, Path(reliability_png), force)
+        result["domain"] = measure_faceness(model, descriptors)
     return result
 
 
 def _plot_roc(far, tar, target: Path, force: bool) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend to switch under a notebook's plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(4, 4))
+    figure = Figure(figsize=(4, 4))
+    axis = figure.subplots()
     axis.plot(far, tar)
     axis.plot([0, 1], [0, 1], ":", color="grey")
     axis.set(xlabel="false accept rate", ylabel="true accept rate", title="faces: verification ROC")
     with atomic_output(target, force) as tmp:
         figure.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+
+
+# ------------------------------------------------------- what the model knows (zoo.limits)
+
+MATCH_CENTRE = 0.6  # p(same person) is 1/2 at dlib's threshold: the match logit is (centre - distance) / T
+TEMPERATURE_BOUNDS = (1e-3, 1.0)  # in units of descriptor distance (dlib's pairs differ by 0.2-0.9)
+VIEWS = 8  # each packaged photo as is and in 7 degraded versions, for pairs harder than the photos alone
+WITH_PEOPLE = ("astronaut", "grace_hopper", "camera")  # offline photos (zoo.data.photos) that show a person
+NOT_A_FACE = "descriptor-norm"  # the domain score of "is this a face": the descriptor's length
+
+
+def match_logits(distances: np.ndarray, centre: float = MATCH_CENTRE) -> np.ndarray:
+    """(N, 2) logits of (different, same person), 0 and centre - distance: their softmax at temperature T
+    is the logistic p(same) = 1 / (1 + exp(-(centre - distance) / T))."""
+    distances = np.asarray(distances, np.float64)
+    return np.stack([np.zeros_like(distances), centre - distances], axis=-1)
+
+
+def descriptor_norms(descriptors: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.asarray(descriptors, np.float64), axis=-1)
+
+
+def degraded_views(photo: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The photo, then `count - 1` versions as cheap cameras and uploads give it: 12-60% of its size,
+    blurred by up to 1.5 pixels, JPEG quality 10-60, 0.6-1.3 times as bright, mirrored half the time."""
+    import io
+
+    views = [photo]
+    for _ in range(count - 1):
+        image = Image.fromarray(photo)
+        scale = rng.uniform(0.12, 0.6)
+        image = image.resize((max(MIN_SIDE, round(image.width * scale)), max(MIN_SIDE, round(image.height * scale))))
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.5)))
+        if rng.random() < 0.5:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=int(rng.integers(10, 60)))
+        pixels = np.asarray(Image.open(buffer).convert("RGB"), np.float32) * rng.uniform(0.6, 1.3)
+        views.append(np.clip(pixels, 0, 255).astype(np.uint8))
+    return views
+
+
+def view_descriptors(model, photos: dict[str, np.ndarray], views: int = VIEWS, seed: int = 0) -> dict[str, np.ndarray]:
+    """{photo: descriptors (V, D)} of the largest face in each of its degraded views where one is found."""
+    rng, detector = np.random.default_rng(seed), Detector.shared()
+    descriptors = {}
+    for key in sorted(photos):
+        found = [find_faces(view, detector) for view in degraded_views(photos[key], views, rng)]
+        chips = [faces[0].chip for faces in found if faces]
+        if chips:
+            descriptors[key] = embed(model, np.stack(chips))
+    return descriptors
+
+
+def _view_pairs(descriptors: dict[str, np.ndarray], pairs: list[tuple[str, str, bool]]) -> tuple[np.ndarray, ...]:
+    """(distances, same) of every view of one photo against every view of the other, over `pairs`."""
+    distances = [np.linalg.norm(descriptors[a][:, None] - descriptors[b][None], axis=-1).ravel() for a, b, _ in pairs]
+    same = [np.full(len(d), s) for d, (_, _, s) in zip(distances, pairs)]
+    return np.concatenate(distances), np.concatenate(same).astype(int)
+
+
+def measure_calibration(descriptors: dict[str, np.ndarray], reliability_png: Path | None, force: bool) -> dict:
+    """Temperature scaling of the match logit (zoo.limits): the pairs of packaged photos split in two
+    halves, alternately among same-person and different-people pairs, every view of one photo
+    against every view of the other; T fitted on the first half, ECE before (T = 1) and after on the second."""
+    keys = sorted(descriptors)
+    pairs = [(a, b, face_data.PEOPLE[a] == face_data.PEOPLE[b]) for i, a in enumerate(keys) for b in keys[i + 1 :]]
+    same, different = [p for p in pairs if p[2]], [p for p in pairs if not p[2]]
+    validation, test = same[0::2] + different[0::2], same[1::2] + different[1::2]
+    if not same[1::2]:
+        return {"skipped": "fewer than two same-person pairs: the face_recognition sdist's photos are missing"}
+    val_distances, val_same = _view_pairs(descriptors, validation)
+    test_distances, test_same = _view_pairs(descriptors, test)
+    temperature = limits.fit_temperature(match_logits(val_distances), val_same, TEMPERATURE_BOUNDS)
+    report = limits.calibration_report(match_logits(test_distances), test_same, temperature)
+    if reliability_png is not None:
+        limits.plot_reliability(
+            {
+                "before": limits.softmax(match_logits(test_distances)),
+                f"T = {temperature:.3g}": limits.softmax(match_logits(test_distances), temperature),
+            },
+            test_same,
+            Path(reliability_png),
+            f"faces: p(same person), {len(test_distances)} held-out view pairs",
+        )
+        report["reliability_png"] = str(reliability_png)
+    return {
+        **report,
+        "centre": MATCH_CENTRE,
+        "photo_pairs": {"validation": len(validation), "test": len(test), "test_same": len(same[1::2])},
+        "view_pairs": {"validation": len(val_distances), "test": len(test_distances)},
+    }
+
+
+def _enlarged(grey: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray((grey * 255).astype(np.uint8)).convert("RGB").resize((side, side), Image.BICUBIC))
+
+
+def measure_faceness(model, descriptors: dict[str, np.ndarray]) -> dict:
+    """ "Is this a face" (zoo.limits): the detector first, then the descriptor's length with a threshold for
+    5% false alarms on LFW faces (scikit-image's lfw_subset: 100 faces, 25x25 grey, enlarged and found by
+    the detector), tested with the packaged photos' degraded views as in-domain against non-face chips: the
+    subset's 100 non-face patches and crops of the offline photos without a person (both enlarged to
+    chips, as if a detector had passed them), and whatever the detector itself finds in those crops."""
+    import skimage.data
+
+    detector = Detector.shared()
+    tiny = skimage.data.lfw_subset()  # 100 faces, then 100 patches of the same photos without one
+    found = [find_faces(_enlarged(grey, 100), detector) for grey in tiny]
+    lfw_faces = [faces[0].chip for faces in found[:100] if faces]
+    check = limits.DomainCheck(NOT_A_FACE, limits.fit_threshold(descriptor_norms(embed(model, np.stack(lfw_faces)))))
+    crops = limits.photo_crops(without=WITH_PEOPLE)
+    false_faces = [face.chip for crop in crops for face in find_faces(crop, detector)]
+    as_chip = [np.asarray(Image.fromarray(c).resize((landmarks.CHIP_SIDE,) * 2)) for c in crops]
+    probes = {
+        "non_face_patches": [_enlarged(grey, landmarks.CHIP_SIDE) for grey in tiny[100:]],
+        "photo_crops": as_chip,
+        **({"detector_false_faces": false_faces} if false_faces else {}),
+    }
+    probe_descriptors = {name: embed(model, np.stack(chips)) for name, chips in probes.items()}
+    faces = np.concatenate(list(descriptors.values()))
+    report = limits.domain_report(
+        check, descriptor_norms(faces), {name: descriptor_norms(d) for name, d in probe_descriptors.items()}
+    )
+    # Without the check: the share of non-face chips within the threshold of some real face's descriptor.
+    report["matched_a_face_without_check"] = {
+        name: round(float(np.mean(np.linalg.norm(d[:, None] - faces[None], axis=-1).min(axis=1) < MATCH_CENTRE)), 4)
+        for name, d in probe_descriptors.items()
+    }
+    report["detector"] = {
+        "lfw_faces_found": len(lfw_faces),
+        "non_face_patches_with_a_face": sum(bool(faces) for faces in found[100:]),
+        "face_free_crops": len(crops),
+        "false_faces_in_them": len(false_faces),
+    }
+    return report
