@@ -146,7 +146,9 @@ assert small["eer"] < 0.3  # far from chance (0.5) on identities it never saw
 
 # %%
 zoo_cli(["info", "faces"])
-measured = app.evaluate(weights=None, pairs=None, lfw=False, roc_png=None, threshold=0.6, force=False)
+measured = app.evaluate(
+    weights=None, pairs=None, lfw=False, roc_png=None, threshold=0.6, force=False, reliability_png=None
+)
 card = spec.entry()
 print(
     f"{measured['pairs']} pairs: accuracy {measured['accuracy']}, EER {measured['eer']} "

@@ -65,6 +65,35 @@ bar_length, events = music_data.decode(song.tokens)
 assert song.events > 0 and abs(sum(d for _, d in events) - BARS * bar_length) < 1e-6  # exactly BARS bars
 
 # %% [markdown]
+# ## Continue a tune you play or hum
+#
+# `primer=` takes a MIDI file, or a recording of a tune sung, hummed or played (any file
+# `zoo.data.audio` reads). pYIN (Mauch & Dixon, 2014) tracks its pitch frame by frame, runs of one
+# pitch become notes, and the median note becomes a quarter note (a recording has no written
+# beat). Here a known tune, played by fluidsynth's General MIDI piano into a WAV file, is
+# transcribed back and continued.
+
+# %%
+import tempfile
+from pathlib import Path
+
+played = [(67, 1.0), (69, 1.0), (71, 2.0), (72, 1.0), (71, 0.5), (69, 0.5), (67, 1.0), (64, 2.0), (62, 1.0)]
+rate, sound, renderer = music_data.render_audio(played, 4.0, tempo=96)
+tune = Path(tempfile.mkdtemp()) / "tune.wav"
+music_data.write_wav(tune, rate, sound)
+_, heard = music_data.read_primer(tune)
+print(f"played by {renderer}; heard:", heard)
+continued = composer(bars=BARS, seed=SEED, primer=tune)
+print(continued.text)
+plt.figure(figsize=(12, 3))
+plt.imshow(continued.piano_roll)
+plt.axis("off")
+plt.show()
+# Every pitch comes back; the last note rings on in the piano's decay, so its length may not.
+assert [p for p, _ in heard if p is not None][: len(played)] == [p for p, _ in played]
+assert continued.primer_events == len(heard)
+
+# %% [markdown]
 # ## How it works: reading `zoo/audio/music.py`
 #
 # **Tokens.** A melody is a METER token, then for each note or rest a pitch-or-rest token and
