@@ -43,6 +43,14 @@ def write(path, samples, rate=audio.SAMPLE_RATE, **kwargs):
     return path
 
 
+def buzz_speakers(folder: Path, seconds: float, pitch_step: float) -> None:
+    """Two 'speakers' (ann, bob) of 12 buzzes per digit, each digit its own pitch: data a model learns in seconds."""
+    for digit in range(10):
+        for speaker in ("ann", "bob"):
+            for index in range(12):
+                write(folder / f"{digit}_{speaker}_{index}.wav", voiced(seconds, pitch=100 + pitch_step * digit))
+
+
 # ------------------------------------------------------------------ the front end
 
 
@@ -200,10 +208,7 @@ def test_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch):
     from zoo import limits, registry
     from zoo.audio import speech
 
-    for digit in range(10):
-        for speaker in ("ann", "bob"):
-            for index in range(12):
-                write(tmp_path / f"{digit}_{speaker}_{index}.wav", voiced(0.4, pitch=100 + 25 * digit))
+    buzz_speakers(tmp_path, seconds=0.4, pitch_step=25)
     fake_voices = [audio.Clip(voiced(0.4, pitch=100 + 25 * d), d, f"fake:{v}", v) for d in range(10) for v in range(3)]
     monkeypatch.setattr(audio, "synthetic_clips", lambda voices: fake_voices)
     monkeypatch.setitem(speech.PRESETS, "quick", speech.Config(epochs=1, width=8, blocks=2, batch_size=32))
@@ -462,10 +467,7 @@ def test_string_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch
     from zoo import registry
     from zoo.audio import digit_strings
 
-    for digit in range(10):
-        for speaker in ("ann", "bob"):
-            for index in range(12):
-                write(tmp_path / f"{digit}_{speaker}_{index}.wav", voiced(0.3, pitch=100 + 30 * digit))
+    buzz_speakers(tmp_path, seconds=0.3, pitch_step=30)
     monkeypatch.setattr(audio, "synthetic_clips", lambda voices: _buzz_voices(("fake:1", "fake:2", "fake:3")))
     tiny = _tiny_strings_config(epochs=1, batches_per_epoch=2, batch_size=8, validation_strings=8, test_strings=4)
     monkeypatch.setitem(digit_strings.PRESETS, "quick", tiny)
