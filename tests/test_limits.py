@@ -47,11 +47,8 @@ def test_reliability_bins_hold_every_prediction_and_an_exact_model_has_no_gap():
 
 def test_the_reliability_diagram_is_written(tmp_path):
     logits, labels = _overconfident(n=500)
-    path = limits.plot_reliability(
-        {"before": limits.softmax(logits), "after": limits.softmax(logits, 3.0)},
-        labels,
-        tmp_path / "reliability.png",
-        "synthetic",
+    path = limits.plot_calibration(
+        limits.calibration_report(logits, labels, 3.0), tmp_path / "reliability.png", "synthetic"
     )
     assert Image.open(path).format == "PNG"
 

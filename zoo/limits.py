@@ -133,20 +133,21 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, temperature: floa
     }
 
 
-def plot_reliability(curves: dict[str, np.ndarray], labels: np.ndarray, path: Path, title: str) -> Path:
-    """A reliability diagram: accuracy against confidence per bin, one line per named set of
-    probabilities (e.g. before and after temperature scaling), the diagonal perfect calibration,
-    and beneath, how many predictions fall in each bin."""
-    named = {
-        f"{name} (ECE {expected_calibration_error(probabilities, labels):.2%})": reliability_bins(probabilities, labels)
-        for name, probabilities in curves.items()
+def plot_calibration(report: dict, path: Path, title: str) -> Path:
+    """The reliability diagram of a `calibration_report` (as `zoo evaluate` writes it, or a card stores
+    it): before and after temperature scaling, drawn from the report's own bins."""
+    stored = report["reliability"]
+    curves = {
+        f"before (ECE {report['ece_before']:.2%})": stored["before"],
+        f"T = {report['temperature']:.3g} (ECE {report['ece_after']:.2%})": stored["after"],
     }
-    return draw_reliability(named, path, title)
+    return draw_reliability(curves, path, title)
 
 
 def draw_reliability(curves: dict[str, dict], path: Path, title: str) -> Path:
-    """`plot_reliability`'s diagram from stored bins (`reliability_bins`: the `reliability` of a
-    `calibration_report`), one line per named set."""
+    """A reliability diagram: accuracy against confidence per bin, one line per named set of stored
+    bins (`reliability_bins`), the diagonal perfect calibration, and beneath, how many predictions
+    fall in each bin."""
     from matplotlib.figure import Figure  # no pyplot: no backend to switch under a notebook's plots
 
     from zoo.files import atomic_output

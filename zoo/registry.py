@@ -178,6 +178,17 @@ class Action:
         return shared + list(self.options)
 
 
+def _check_fields(record: dict, required, optional, what: str, hint: str = "") -> None:
+    """A card record with every required field and no field it does not know, else one ZooError line."""
+    missing = [k for k in required if k not in record]
+    unknown = sorted(set(record) - set(required) - set(optional))
+    if missing or unknown:
+        found = "; ".join(
+            filter(None, (missing and f"missing {', '.join(missing)}", unknown and f"unknown {', '.join(unknown)}"))
+        )
+        raise ZooError(f"{what} {record.get('tag', '?')!r}: {found}" + (f" ({hint})" if hint else ""))
+
+
 @dataclass(frozen=True)
 class WeightsEntry:
     """One shipped `.keras` file with what it was trained on, how, and what it measures."""
@@ -208,15 +219,9 @@ class WeightsEntry:
 
     @classmethod
     def from_card(cls, record: dict, card: Path) -> WeightsEntry:
-        missing = [k for k in WEIGHTS_FIELDS if k not in record]
-        unknown = sorted(set(record) - set(WEIGHTS_FIELDS) - {"extra"})
-        if missing or unknown:
-            raise ZooError(
-                f"{card.name}: weights {record.get('tag', '?')!r}: "
-                f"{'missing ' + ', '.join(missing) if missing else ''}"
-                f"{'; ' if missing and unknown else ''}{'unknown ' + ', '.join(unknown) if unknown else ''}"
-                " (put app-specific fields under 'extra')"
-            )
+        _check_fields(
+            record, WEIGHTS_FIELDS, ("extra",), f"{card.name}: weights", "put app-specific fields under 'extra'"
+        )
         return cls(**record)
 
 
@@ -234,18 +239,8 @@ class PublishedWeights:
 
     @classmethod
     def from_card(cls, record: dict, card: Path) -> PublishedWeights:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(record) - known)
-        missing = sorted(known - set(record) - {"default_for"})
-        if missing or unknown:
-            raise ZooError(
-                f"{card.name}: published weights {record.get('tag', '?')!r}: "
-                + "; ".join(
-                    filter(
-                        None, (missing and f"missing {', '.join(missing)}", unknown and f"unknown {', '.join(unknown)}")
-                    )
-                )
-            )
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        _check_fields(record, required, ("default_for",), f"{card.name}: published weights")
         return cls(**record)
 
 

@@ -707,12 +707,12 @@ def measure_limits(
         "asterisk_words": clip_features(audio.asterisk_clips()),
         "synthetic_words": clip_features(validation_voices),
     }
+    same_voices_pooled = {name: features_and_logits(both, log_mels)[0] for name, log_mels in same_voices.items()}
     domain["auroc_same_voices"] = {
-        name: limits.auroc(fitted.score(features_and_logits(both, log_mels)[0]), scores[name])
-        for name, log_mels in same_voices.items()
+        name: limits.auroc(fitted.score(pooled), scores[name]) for name, pooled in same_voices_pooled.items()
     }
     domain["asterisk_digits_in_domain"] = int(
-        sum(d.in_domain for d in fitted.domains(features_and_logits(both, same_voices["asterisk_words"])[0]))
+        sum(d.in_domain for d in fitted.domains(same_voices_pooled["asterisk_words"]))
     )
     domain["asterisk_prompts_refused_as_too_long"] = refused
     # Why the relative Mahalanobis score: the others, on the same inputs.
@@ -725,17 +725,9 @@ def measure_limits(
         kind: {name: limits.auroc(score(test_features, test_logits), score(*outputs[name])) for name in outputs}
         for kind, score in others.items()
     }
-    if reliability_png is not None:
-        limits.plot_reliability(
-            {
-                "before": limits.softmax(test_logits),
-                f"T = {fitted.temperature:.3g}": limits.softmax(test_logits, fitted.temperature),
-            },
-            digits_of(test),
-            reliability_png,
-            f"{model.name}: FSDD's test split, {len(test)} clips",
-        )
     calibration = limits.calibration_report(test_logits, digits_of(test), fitted.temperature)
+    if reliability_png is not None:
+        limits.plot_calibration(calibration, reliability_png, f"{model.name}: FSDD's test split, {len(test)} clips")
     return {"calibration": calibration, "domain": domain}
 
 

@@ -211,13 +211,8 @@ def draw_calibration(page: AppPage, site: Path) -> str | None:
     stored = (page.calibration or {}).get("reliability")
     if not stored:
         return None
-    calibration = page.calibration
-    curves = {
-        f"before (ECE {calibration['ece_before']:.2%})": stored["before"],
-        f"T = {calibration['temperature']:.3g} (ECE {calibration['ece_after']:.2%})": stored["after"],
-    }
     title = f"{page.entry.file}: {sum(stored['before']['count']):,} held-out inputs"
-    limits.draw_reliability(curves, site / page.assets / "reliability.png", title)
+    limits.plot_calibration(page.calibration, site / page.assets / "reliability.png", title)
     return f"{page.assets}/reliability.png"
 
 

@@ -593,15 +593,7 @@ def evaluate(*, weights: str | None, data: Path | None, output: Path | None, for
         for kind in test_scores
     }
     if targets:
-        limits.plot_reliability(
-            {
-                "before": limits.softmax(logits),
-                f"T = {fitted.temperature:.3g}": limits.softmax(logits, fitted.temperature),
-            },
-            test.labels,
-            targets[0],
-            f"{path.name}: {len(test)} held-out images",
-        )
+        limits.plot_calibration(metrics["calibration"], targets[0], f"{path.name}: {len(test)} held-out images")
         fitted.save(targets[1], force)
         metrics["written"] = [str(t) for t in targets]
     return metrics

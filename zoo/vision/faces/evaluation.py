@@ -245,14 +245,8 @@ def measure_calibration(descriptors: dict[str, np.ndarray], reliability_png: Pat
     temperature = limits.fit_temperature(match_logits(val_distances), val_same, TEMPERATURE_BOUNDS)
     report = limits.calibration_report(match_logits(test_distances), test_same, temperature)
     if reliability_png is not None:
-        limits.plot_reliability(
-            {
-                "before": limits.softmax(match_logits(test_distances)),
-                f"T = {temperature:.3g}": limits.softmax(match_logits(test_distances), temperature),
-            },
-            test_same,
-            Path(reliability_png),
-            f"faces: p(same person), {len(test_distances)} held-out view pairs",
+        limits.plot_calibration(
+            report, Path(reliability_png), f"faces: p(same person), {len(test_distances)} held-out view pairs"
         )
         report["reliability_png"] = str(reliability_png)
     return {
