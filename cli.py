@@ -12,9 +12,7 @@ the problem), 1 unexpected failure (one line; the traceback with --verbose).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 import traceback
 import warnings
@@ -22,39 +20,15 @@ from pathlib import Path
 
 import click
 
-from zoo import __version__, registry
+from zoo import __version__, quiet, registry
 from zoo.errors import BadInput, ZooError, ZooWarning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _quiet_tensorflow() -> None:
-    """Hide TensorFlow's C++ start-up noise; set before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-
-
-@contextlib.contextmanager
-def _stderr_silenced(silence: bool):
-    """Swallow what C++ libraries print to file descriptor 2 while TensorFlow loads."""
-    if not silence:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _quiet_import():
     """Silence TensorFlow's start-up on file descriptor 2 while an app module is imported, unless --verbose."""
-    verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
-    return _stderr_silenced(not verbose)
+    return quiet.silenced()
 
 
 def _echo_json(obj) -> None:
@@ -107,7 +81,7 @@ def zoo(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.obj = {"verbose": verbose}
     if not verbose:
-        _quiet_tensorflow()
+        quiet.hide_tensorflow_logs()
 
 
 @zoo.command("list")

@@ -96,7 +96,7 @@ def test_image_predictor_takes_paths_pil_images_and_arrays(tmp_path):
 
 def test_options_that_choose_the_model_are_fixed_at_load():
     upscale = zoo.load("upscale", scale=3)
-    assert repr(upscale) == "zoo.load('upscale', scale=3)"
+    assert repr(upscale) == "zoo.load('upscale', scale=3, runtime='keras')"
     with pytest.raises(BadInput, match=r"scale chooses the model; load another: zoo.load\('upscale', scale=2\)"):
         upscale(np.zeros((16, 16, 3), np.uint8), scale=2)
     assert upscale(np.zeros((16, 16, 3), np.uint8), scale=3).scale == 3  # the loaded value is accepted

@@ -489,7 +489,7 @@ def load_model(path: Path, app: str | None = None) -> keras.Model:
     if app and owner is not None and owner.name != app:
         raise BadInput(f"{path}: {_article(owner.name)} model, not {_article(app)} one")
     if owner is not None:
-        registry.load_module(owner)  # registers the custom layers its file needs
+        registry.load_keras_objects(owner)  # registers the custom layers its file needs
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a corrupt zip, a foreign model, unsafe lambdas: all mean "bad file" here

@@ -408,6 +408,14 @@ def load_module(spec: AppSpec) -> ModuleType:
     return importlib.import_module(spec.module)
 
 
+def load_keras_objects(spec: AppSpec) -> None:
+    """Import what registers the app's custom Keras layers, which its saved models need: its module, and
+    the Keras half that a module importing Keras lazily names in `KERAS_HALF` (upscale)."""
+    half = getattr(load_module(spec), "KERAS_HALF", None)
+    if half:
+        importlib.import_module(half)
+
+
 def call(app: str, action: str, **values):
     """Run an app's action: card defaults filled in, every value typed and checked, then the app function.
 

@@ -1,38 +1,8 @@
-"""Super-resolution: upscale a photo 2x, 3x or 4x with a small residual CNN.
+"""The upscaler's Keras half: the model, its training data and training, evaluation, and the Keras
+runtime of the tiled inference that `zoo.vision.upscale` (the Keras-free half) runs.
 
-Follows ESPCN (Shi et al., "Real-Time Single Image and Video Super-Resolution
-Using an Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016) in
-doing all the work at low resolution and ending in a sub-pixel convolution
-(depth-to-space), and EDSR (Lim et al., CVPR 2017 workshops) in its body of
-residual blocks without batch normalisation and its L1 loss. One idea makes it
-learn much faster per CPU second than ESPCN: the network predicts only the
-*residual* over bicubic upsampling, and the bicubic image is computed inside
-the model by a fixed (non-trainable) sub-pixel convolution, so the model stays
-one backend-agnostic `.keras` file that maps a low-resolution image to a
-high-resolution one.
-
-Colour: like most SR work, the network sees the luma (Y of BT.601 YCbCr); the
-colour planes, to which the eye is far less sensitive, are Pillow's bicubic resize,
-to which the model's luma residual is added. Inference is tiled with overlapping
-margins wider than the network's receptive field, so a 12-megapixel photo runs in
-bounded memory and the tiled result equals the whole-image result; where the CPU
-multiplies bfloat16 natively, the convolutions run in bfloat16.
-
-Data: the real photos that ship inside Python wheels (`zoo.data.photos`: 10 for
-training, 2 for validation, 4 held out) and the photographs of Debian's wallpaper
-packages (`zoo.data.debian_photos`); `--data DIR` trains on any folder of photos;
-DIV2K and BSDS500 download through the catalog. `--init` starts from a trained
-model, a deeper preset's extra blocks starting as the identity; the deep preset
-also writes the self-ensemble (8 flips and turns averaged) that x4 ships.
-
-Metric: PSNR and SSIM on Y with a border of `scale` pixels cropped, against
-bicubic upsampling (Pillow), on the held-out smooth photos and on the texture set
-(`zoo.data.debian_photos.texture_photos`): `zoo evaluate upscale`.
-
-    zoo demo upscale photo.jpg --scale 2 -o photo_x2.png
-    zoo train upscale --scale 3 --preset full
-    zoo train upscale --scale 4 --preset deep --init x4
-    zoo evaluate upscale --scale 3
+Reached through the package (`from zoo.vision import upscale; upscale.build_model(...)`), which
+imports this module on the first use of one of its names.
 """
 
 from __future__ import annotations
@@ -45,17 +15,31 @@ import numpy as np
 from keras import layers, ops
 from PIL import Image
 
-from zoo import api, harness, registry
+from zoo import harness, registry
 from zoo.data import debian_photos
 from zoo.data import photos as photo_data
-from zoo.data.images import input_image, save_image
 from zoo.errors import BadInput
 from zoo.files import atomic_output
+from zoo.vision.upscale import (
+    _LUMA_RESIDUAL_TO_RGB_LEVELS,
+    _RGB_TO_YCBCR,
+    _YCBCR_OFFSET,
+    MIN_SIDE,
+    SCALES,
+    Residual,
+    check_scale,
+    crop_to_multiple,
+    downscale,
+    model_luma,
+    residual_for,
+    rgb_to_ycbcr,
+    upscale_to_image,
+    y_metrics,
+)
 
-SCALES = (2, 3, 4)
 VALIDATION_PHOTOS = ("astronaut", "gravel")  # taken out of the training photos to pick the best epoch
-MIN_SIDE = 8
-CALIBRATION_SIDE = 64  # low-resolution crops that calibrate an int8 export
+CALIBRATION_SIDE = 64  # low-resolution crops that calibrate an int8 model
+CALIBRATION_SAMPLES = 300
 
 
 @dataclasses.dataclass
@@ -92,24 +76,18 @@ PRESETS = {
         workers=2,
         self_ensemble=True,
     ),
+    # Twice as deep again, from a trained 8-block model (`--init x4`): texture is where capacity pays.
+    "deeper": Config(
+        blocks=16,
+        epochs=30,
+        steps_per_epoch=250,
+        patch=48,
+        learning_rate=5e-4,
+        detail_tries=2,
+        workers=2,
+        self_ensemble=True,
+    ),
 }
-
-
-# ------------------------------------------------------------------- colour
-
-# ITU-R BT.601 "studio swing", as MATLAB's rgb2ycbcr: the convention SR papers report Y-PSNR in.
-_RGB_TO_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float32 YCbCr in [0, 1]."""
-    return (rgb.astype(np.float32) / 255.0 @ _RGB_TO_YCBCR.T.astype(np.float32) + _YCBCR_OFFSET).astype(np.float32)
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """Y channel in [0, 255] (float64), as the metrics use it."""
-    return rgb_to_ycbcr(rgb)[..., 0].astype(np.float64) * 255.0
 
 
 # -------------------------------------------------------------------- model
@@ -299,16 +277,6 @@ psnr_metric.__name__ = "psnr"
 # --------------------------------------------------------------------- data
 
 
-def downscale(rgb: np.ndarray, scale: int) -> np.ndarray:
-    """The degradation we invert: Pillow's antialiased bicubic downscaling, back to uint8."""
-    height, width = rgb.shape[0] // scale, rgb.shape[1] // scale
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BICUBIC))
-
-
-def crop_to_multiple(rgb: np.ndarray, scale: int) -> np.ndarray:
-    return rgb[: rgb.shape[0] - rgb.shape[0] % scale, : rgb.shape[1] - rgb.shape[1] % scale]
-
-
 def detail(window: np.ndarray) -> float:
     """Mean absolute difference between neighbouring pixels: high on texture, near zero on sky."""
     return float(np.abs(np.diff(window, axis=0)).mean() + np.abs(np.diff(window, axis=1)).mean())
@@ -394,10 +362,6 @@ def training_photos(data: str | None) -> tuple[list[np.ndarray], list[np.ndarray
 
 # ---------------------------------------------------------------- inference
 
-# Adding d to R, G and B adds d * 219/255 to BT.601 Y and leaves Cb, Cr alone: a luma residual r
-# (Y in [0, 1]) is r * 255 * 255/219 levels on each colour plane.
-_LUMA_RESIDUAL_TO_RGB_LEVELS = 255.0 * 255.0 / 219.0
-
 
 def has_bfloat16_units() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX), about twice float32's rate."""
@@ -422,92 +386,94 @@ def _convolutions_in_bfloat16(model: keras.Model) -> keras.Model:
     return copy
 
 
+def residual_branch(model: keras.Model) -> keras.Model | None:
+    """The part of a zoo model that computes the residual alone (its `depth_to_space` output), for a
+    self-ensemble averaged over the same flips and turns (bicubic upsampling commutes with them, so
+    the ensemble's residual is the average of its model's); None for a model built otherwise."""
+    single = single_model(model)
+    if not any(layer.name == "depth_to_space" for layer in single.layers):
+        return None
+    branch = keras.Model(single.input, single.get_layer("depth_to_space").output, name=f"{single.name}_residual")
+    if single is model:
+        return branch
+    low = keras.Input((None, None, 1), name="low_res_y")
+    guesses = [Dihedral(k, inverse=True)(branch(Dihedral(k)(low))) for k in range(8)]
+    return keras.Model(low, layers.Average()(guesses), name=f"{model.name}_residual")
+
+
 def residual_model(model: keras.Model, precision: str = "auto") -> keras.Model:
     """Low-resolution Y -> what `model` adds to bicubic upsampling (any model mapping Y to Y).
 
-    "bfloat16" runs the convolutions in bfloat16 with float32 weights and everything else (the
-    bicubic layer, the sums) in float32, so the bicubic part keeps full precision and only the
-    small residual is rounded; "auto" picks it where the CPU has bfloat16 units.
+    A zoo model's residual branch is run alone (`residual_branch`), so no bicubic image is made only to
+    be subtracted again; any other model runs whole, less the bicubic image. "bfloat16" runs the
+    convolutions in bfloat16 with float32 weights and everything else in float32, so only the small
+    residual is rounded; "auto" picks it where the CPU has bfloat16 units.
     """
     if precision == "auto":
         precision = "bfloat16" if has_bfloat16_units() else "float32"
-    if precision == "bfloat16":
-        body = _convolutions_in_bfloat16(model)
-    elif precision == "float32":
-        body = model
-    else:
+    if precision not in ("bfloat16", "float32"):
         raise BadInput(f"precision must be auto, bfloat16 or float32, not {precision!r}")
-    low = keras.Input((None, None, 1))
-    return keras.Model(low, layers.Subtract()([body(low), BicubicUpsample(model_scale(model))(low)]))
+    branch = residual_branch(model)
+    if branch is None:
+        low = keras.Input((None, None, 1))
+        branch = keras.Model(low, layers.Subtract()([model(low), BicubicUpsample(model_scale(model))(low)]))
+    return _convolutions_in_bfloat16(branch) if precision == "bfloat16" else branch
 
 
-def _tiles(height: int, width: int, tile: int, margin: int):
-    """Yield (core, window) boxes (top, bottom, left, right): the window adds `margin` of context."""
-    for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            yield (
-                (top, bottom, left, right),
-                (max(top - margin, 0), min(bottom + margin, height), max(left - margin, 0), min(right + margin, width)),
-            )
+class KerasResidual:
+    """`zoo.vision.upscale.Residual` in Keras: the residual model built and compiled once (building it
+    clones the model in bfloat16 and compiles it anew, too slow to do per photo)."""
 
+    tile = 256  # window 256 + 2 * margin: keeps oneDNN's convolution workspace small
 
-def upscale_to_image(
-    model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto", residual: keras.Model | None = None
-) -> Image.Image:
-    """uint8 RGB -> the upscaled PIL image: Pillow's bicubic of the colour planes plus the model's
-    luma residual, tile by tile.
+    def __init__(self, model: keras.Model, precision: str = "auto"):
+        self.model = model
+        self.scale, self.margin = model_scale(model), receptive_radius(model)
+        self.compiled = residual_model(model, precision)
 
-    Pillow resizes each tile from the whole photo (`box`), so tiles join seamlessly, and the
-    model sees a margin wider than its receptive field, so the tiled result equals the
-    whole-image result. Peak memory: the input, the output image (held once) and one tile.
-    A caller that upscales many photos passes `residual_model(model, precision)` once as
-    `residual`: building it clones the model (bfloat16) and compiles it anew.
-    """
-    scale, margin = model_scale(model), receptive_radius(model)
-    residual = residual or residual_model(model, precision)
-    height, width, _ = rgb.shape
-    source = Image.fromarray(rgb)
-    result = Image.new("RGB", (width * scale, height * scale))
-    for (top, bottom, left, right), (t0, t1, l0, l1) in _tiles(height, width, tile, margin):
-        y = luma(rgb[t0:t1, l0:l1]).astype(np.float32) / 255.0
-        added = residual.predict_on_batch(y[None, ..., None])[0, ..., 0]  # compiled: twice as fast as eager
-        added = added[(top - t0) * scale : (bottom - t0) * scale, (left - l0) * scale : (right - l0) * scale]
-        size = ((right - left) * scale, (bottom - top) * scale)
-        bicubic = np.asarray(source.resize(size, Image.BICUBIC, box=(left, top, right, bottom)), np.float32)
-        tile_rgb = bicubic + (added * _LUMA_RESIDUAL_TO_RGB_LEVELS)[..., None] + 0.5
-        result.paste(Image.fromarray(np.clip(tile_rgb, 0, 255).astype(np.uint8)), (left * scale, top * scale))
-    return result
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        return self.compiled.predict_on_batch(y[None, ..., None])[0, ..., 0]  # compiled: twice as fast as eager
 
 
 def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto") -> np.ndarray:
-    """uint8 RGB -> uint8 RGB upscaled (`upscale_to_image` as an array)."""
-    return np.asarray(upscale_to_image(model, rgb, tile, precision))
+    """uint8 RGB -> uint8 RGB upscaled by `model` (`upscale_to_image` in Keras, as an array)."""
+    return np.asarray(upscale_to_image(KerasResidual(model, precision), rgb, tile))
+
+
+def write_onnx(weights: str, path: str, quantized: bool) -> None:
+    """The model's residual as an ONNX graph at `path` (int8 convolutions if `quantized`, calibrated on
+    the training photos), and `path.json` with its scale and margin, what `onnx_runtime` needs without
+    Keras; run in a child process, so that the caller never imports TensorFlow."""
+    import json
+
+    from zoo.vision.upscale import onnx_runtime
+
+    model = load(weights, None)
+    scale, residual = model_scale(model), residual_model(model, "float32")
+    residual(np.zeros((1, 16, 16, 1), np.float32))  # the ONNX exporter wants a model called once
+    float_path = Path(path + ".float.onnx" if quantized else path)
+    residual.export(str(float_path), format="onnx", verbose=False)
+    if quantized:
+        lumas = [model_luma(crop) for crop in calibration_crops(None, scale, CALIBRATION_SAMPLES)]
+        onnx_runtime.quantize(float_path, Path(path), lumas)
+        float_path.unlink()
+    info = {"scale": scale, "margin": receptive_radius(model), "weights": str(weights), "quantized": quantized}
+    Path(path + ".json").write_text(json.dumps(info) + "\n")
 
 
 # ------------------------------------------------------------- evaluation
 
 
-def y_metrics(reference: np.ndarray, candidate: np.ndarray, scale: int) -> tuple[float, float]:
-    """(PSNR, SSIM) on Y in [0, 255], border of `scale` pixels cropped (the usual SR convention)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    crop = (slice(scale, -scale), slice(scale, -scale))
-    a, b = luma(reference)[crop], luma(candidate)[crop]
-    psnr = peak_signal_noise_ratio(a, b, data_range=255)
-    ssim = structural_similarity(a, b, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-    return float(psnr), float(ssim)
-
-
-def evaluate_model(model: keras.Model, photos: dict[str, np.ndarray]) -> dict:
-    """Model and bicubic, side by side, on held-out photos."""
-    scale = model_scale(model)
+def evaluate_model(model: keras.Model | Residual, photos: dict[str, np.ndarray]) -> dict:
+    """Model (a Keras model, or any runtime's `Residual`) and bicubic, side by side, on held-out photos."""
+    residual = KerasResidual(model) if isinstance(model, keras.Model) else model
+    scale = residual.scale
     per_image = {}
     for name, photo in photos.items():
         high = crop_to_multiple(photo, scale)
         low = downscale(high, scale)
         bicubic = np.asarray(Image.fromarray(low).resize((high.shape[1], high.shape[0]), Image.BICUBIC))
-        model_psnr, model_ssim = y_metrics(high, upscale_image(model, low), scale)
+        model_psnr, model_ssim = y_metrics(high, np.asarray(upscale_to_image(residual, low)), scale)
         bicubic_psnr, bicubic_ssim = y_metrics(high, bicubic, scale)
         per_image[name] = {
             "psnr_y": round(model_psnr, 3),
@@ -531,17 +497,17 @@ def evaluate_model(model: keras.Model, photos: dict[str, np.ndarray]) -> dict:
     }
 
 
-def evaluate_offline(model: keras.Model) -> dict:
+def evaluate_offline(model: keras.Model | Residual) -> dict:
     """The held-out smooth photos (top level, as always) and the texture set beside them."""
-    texture = evaluate_model(model, debian_photos.texture_photos())
-    return {**evaluate_model(model, photo_data.sample_photos("test")), "texture": texture}
+    residual = KerasResidual(model) if isinstance(model, keras.Model) else model  # built once for both sets
+    texture = evaluate_model(residual, debian_photos.texture_photos())
+    return {**evaluate_model(residual, photo_data.sample_photos("test")), "texture": texture}
 
 
 def load(weights: str | Path | None, scale: int | None) -> keras.Model:
     """The shipped model for `scale` (default: the card's), or the user's file, whose own scale must agree."""
     model = harness.load_model(registry.resolve_weights("upscale", weights, scale=scale), app="upscale")
-    if scale and model_scale(model) != scale:
-        raise BadInput(f"{weights}: this model upscales {model_scale(model)}x, not {scale}x (drop --scale)")
+    check_scale(weights, model_scale(model), scale)
     return model
 
 
@@ -596,86 +562,53 @@ def train(
     return {"run": str(run.path), **{k: v for k, v in metrics.items() if k != "per_image"}}
 
 
-def evaluate(*, weights: str | None, data: Path | None, scale: int | None) -> dict:
-    model = load(weights, scale)
+def evaluate(*, weights: str | None, data: Path | None, scale: int | None, runtime: str) -> dict:
+    residual = residual_for(weights, scale, runtime)
     if data:
-        return evaluate_model(model, photo_data.folder_photos(data, min_side=MIN_SIDE))
-    return evaluate_offline(model)
+        return {**evaluate_model(residual, photo_data.folder_photos(data, min_side=MIN_SIDE)), "runtime": runtime}
+    return {**evaluate_offline(residual), "runtime": runtime}
 
 
-@dataclasses.dataclass
-class Upscaled(api.Result):
-    """One photo upscaled: sizes in pixels (width, height) and the image itself."""
-
-    input: str
-    scale: int
-    input_size: tuple[int, int]
-    output_size: tuple[int, int]
-    image: Image.Image = api.shown("image", rich=True)
-
-    @property
-    def text(self) -> str:
-        (w, h), (big_w, big_h) = self.input_size, self.output_size
-        return f"{self.input} -> {self.output or 'image'} ({w}x{h} -> {big_w}x{big_h})"
-
-    def save(self, path: str | Path, force: bool = False) -> Path:
-        self.output = str(save_image(self.image, Path(path), force=force))
-        return Path(path)
+# ------------------------------------------------------------------ export
 
 
-class Predictor(api.Predictor):
-    """`zoo.load("upscale", scale=S)`: photos in, photos `S` times larger out (model on luma, tiled)."""
+def calibration_crops(folder: Path | None, scale: int, count: int) -> list[np.ndarray]:
+    """`count` low-resolution uint8 RGB crops, as the model sees photos, that set an int8 model's
+    activation ranges: from the training photos, or from the photos in `folder`."""
+    photos = list(photo_data.folder_photos(folder, min_side=MIN_SIDE).values()) if folder else training_photos(None)[0]
+    rng = np.random.default_rng(0)
+    crops = []
+    for i in range(count):
+        low = downscale(photos[i % len(photos)], scale)
+        top, left = (rng.integers(0, max(1, n - CALIBRATION_SIDE)) for n in low.shape[:2])
+        crops.append(low[top : top + CALIBRATION_SIDE, left : left + CALIBRATION_SIDE])
+    return crops
 
-    def __init__(self, spec, options):
-        super().__init__(spec, options)
-        self.model = load(self.weights, self.options["scale"])
-        self.scale = self.options["scale"] = model_scale(self.model)
-        self.residual = residual_model(self.model)  # built and compiled once, for every call
 
-    def predict(self, inputs, **options) -> list[Upscaled]:
-        images = [input_image(source, min_side=MIN_SIDE) for source in inputs]  # all checked before any work
-        results = []
-        for name, image in images:
-            upscaled = upscale_to_image(self.model, image, residual=self.residual)
-            results.append(Upscaled(name, self.scale, (image.shape[1], image.shape[0]), upscaled.size, upscaled))
-        return results
+def exportables(model: keras.Model) -> list:
+    """One graph: uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3), as `upscale_to_image` computes
+    it (bicubic colour planes plus the model's luma residual), the whole image at once and in float32;
+    the bicubic is the model's own layer (mirrored edges) where the app uses Pillow's (clamped edges)."""
+    from zoo.export import Exportable
 
-    def output_name(self, source: Path | None) -> str:
-        return f"{Path(source or 'image').stem}_x{self.scale}.png"
+    scale = model_scale(model)
 
-    def exportables(self) -> list:
-        """One graph: uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3), as `upscale_to_image` computes
-        it (bicubic colour planes plus the model's luma residual), the whole image at once and in float32;
-        the bicubic is the model's own layer (mirrored edges) where the app uses Pillow's (clamped edges)."""
-        from zoo.export import Exportable
+    pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")
+    rgb = ops.cast(pixels, "float32")
+    y = ops.matmul(rgb / 255.0, _RGB_TO_YCBCR[0][:, None].astype(np.float32)) + float(_YCBCR_OFFSET[0])
+    added = residual_model(model, "float32")(y) * _LUMA_RESIDUAL_TO_RGB_LEVELS
+    upscaled = BicubicUpsample(scale, name="colour_bicubic")(rgb) + added + 0.5
+    graph = keras.Model(pixels, ops.cast(ops.clip(upscaled, 0, 255), "uint8"), name=f"upscale_x{scale}_rgb")
+    held_out = photo_data.sample_photos("test")
 
-        pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")
-        rgb = ops.cast(pixels, "float32")
-        y = ops.matmul(rgb / 255.0, _RGB_TO_YCBCR[0][:, None].astype(np.float32)) + float(_YCBCR_OFFSET[0])
-        added = residual_model(self.model, "float32")(y) * _LUMA_RESIDUAL_TO_RGB_LEVELS
-        upscaled = BicubicUpsample(self.scale, name="colour_bicubic")(rgb) + added + 0.5
-        graph = keras.Model(pixels, ops.cast(ops.clip(upscaled, 0, 255), "uint8"), name=f"upscale_x{self.scale}_rgb")
-        held_out = photo_data.sample_photos("test")
+    def y_psnr(run) -> dict:
+        measured = []
+        for photo in held_out.values():
+            high = crop_to_multiple(photo, scale)
+            measured.append(y_metrics(high, run([downscale(high, scale)[None]])[0], scale)[0])
+        return {"psnr_y": round(float(np.mean(measured)), 3), "images": len(measured)}
 
-        def y_psnr(run) -> dict:
-            measured = []
-            for photo in held_out.values():
-                high = crop_to_multiple(photo, self.scale)
-                measured.append(y_metrics(high, run([downscale(high, self.scale)[None]])[0], self.scale)[0])
-            return {"psnr_y": round(float(np.mean(measured)), 3), "images": len(measured)}
+    def calibration(folder: Path | None, count: int):
+        return [[crop[None]] for crop in calibration_crops(folder, scale, count)]
 
-        def calibration(folder: Path | None, count: int):
-            photos = (
-                list(photo_data.folder_photos(folder, min_side=MIN_SIDE).values())
-                if folder
-                else training_photos(None)[0]
-            )
-            rng = np.random.default_rng(0)
-            crops = []
-            for i in range(count):  # low-resolution crops, as the model sees them
-                low = downscale(photos[i % len(photos)], self.scale)
-                top, left = (rng.integers(0, max(1, n - CALIBRATION_SIDE)) for n in low.shape[:2])
-                crops.append([low[None, top : top + CALIBRATION_SIDE, left : left + CALIBRATION_SIDE]])
-            return crops
-
-        return [Exportable(f"upscale_x{self.scale}", graph, y_psnr, calibration, {"scale": self.scale})]
+    return [Exportable(f"upscale_x{scale}", graph, y_psnr, calibration, {"scale": scale})]
