@@ -66,6 +66,8 @@ class Exportable:
     metadata: dict = dataclasses.field(default_factory=dict)
     uses: tuple[str, ...] = ()
     no_int8: str = ""
+    int8_float_layers: tuple[str, ...] = ()  # Keras layers kept in float under int8 (selective quantisation)
+    int8_float_ops: tuple[str, ...] = ()  # LiteRT operators kept in float under int8 ("ADD", "MUL")
 
 
 def check_request(app: str, export_format: str, quantize: str | None, output: Path, force: bool) -> None:
@@ -143,7 +145,10 @@ def export(
             options = _converter_options(graph, quantize, calibration)
             probes = [_probe(t) for t in graph.model.inputs]
             graph.model(probes[0] if len(probes) == 1 else probes)  # the ONNX exporter wants a model called once
-            graph.model.export(str(path), format=KERAS_FORMATS[export_format], verbose=False, **options)
+            if quantize == "int8" and (graph.int8_float_layers or graph.int8_float_ops):
+                _selectively_quantised(graph, path, options)
+            else:
+                graph.model.export(str(path), format=KERAS_FORMATS[export_format], verbose=False, **options)
             runners["keras"][graph.name] = keras_runner(graph.model)
             runners["exported"][graph.name] = load_runner(export_format, path)
             record["graphs"][graph.name] = {
@@ -187,6 +192,31 @@ def _converter_options(graph: Exportable, quantize: str | None, calibration) -> 
         sixteen = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         options["target_spec"] = {"supported_ops": [sixteen, tf.lite.OpsSet.TFLITE_BUILTINS]}
     return options
+
+
+def _selectively_quantised(graph: Exportable, path: Path, options: dict) -> None:
+    """int8 with the graph's `int8_float_layers` and `int8_float_ops` left in float, by LiteRT's
+    quantisation debugger (its selective quantisation), converting the graph's SavedModel: a first
+    conversion names the layers' operators as the converter sees them, the second keeps them float."""
+    import tensorflow as tf
+
+    saved = path.with_name(path.name + ".saved_model")
+    graph.model.export(str(saved), format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    converter.optimizations = options["optimizations"]
+    converter.representative_dataset = options["representative_dataset"]
+    tensors = [t["name"] for t in tf.lite.Interpreter(model_content=converter.convert()).get_tensor_details()]
+    # Tensors are named after the Keras layers that made them (".../head_1/convolution"), weights too.
+    nodes = [n for n in tensors if any(f"/{layer}_" in n for layer in graph.int8_float_layers)]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=options["representative_dataset"],
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=nodes, denylisted_ops=list(graph.int8_float_ops)
+        ),
+    )
+    path.write_bytes(debugger.get_nondebug_quantized_model())
+    shutil.rmtree(saved)
 
 
 def _move_into_place(scratch: Path, output: Path, files: dict, many: bool, force: bool) -> None:

@@ -611,4 +611,16 @@ def exportables(model: keras.Model) -> list:
     def calibration(folder: Path | None, count: int):
         return [[crop[None]] for crop in calibration_crops(folder, scale, count)]
 
-    return [Exportable(f"upscale_x{scale}", graph, y_psnr, calibration, {"scale": scale})]
+    # int8 keeps float where the image itself would be rounded to 256 levels: the first and last
+    # convolutions and the sums and products at image level (-0.079 dB against float instead of -0.104, x2).
+    return [
+        Exportable(
+            f"upscale_x{scale}",
+            graph,
+            y_psnr,
+            calibration,
+            {"scale": scale},
+            int8_float_layers=("head", "subpixel"),
+            int8_float_ops=("ADD", "MUL"),
+        )
+    ]
