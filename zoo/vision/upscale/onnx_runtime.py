@@ -27,7 +27,6 @@ from zoo.data.download import cache_dir
 from zoo.errors import BadInput
 from zoo.vision.upscale import check_scale
 
-EXPORTER_NEEDS = ("onnx", "tf2onnx")  # only to make a graph; running one needs onnxruntime alone
 MAKE_GRAPH = """
 import sys
 from zoo.vision.upscale import model
@@ -44,11 +43,10 @@ def cached_graph(weights: Path, quantized: bool) -> Path:
     graph = cache_dir() / "onnx" / f"upscale-{registry.sha256_of(weights)[:16]}-{kind}.onnx"
     if graph.exists() and Path(f"{graph}.json").exists():
         return graph
-    missing = [name for name in EXPORTER_NEEDS if importlib.util.find_spec(name) is None]
-    if missing:
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("tf2onnx") is None:
         raise BadInput(
-            f"--runtime onnx makes the model's ONNX graph once and needs the export extra for it "
-            f"({', '.join(missing)} missing): pip install 'keras-zoo[export]'"
+            "--runtime onnx makes the model's ONNX graph once, with the export extra's onnx and tf2onnx: "
+            "pip install 'keras-zoo[export]'"
         )
     graph.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=graph.parent) as scratch:
