@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import api
+from zoo import api, registry
 from zoo.data import photos
 from zoo.errors import BadInput
 from zoo.vision import upscale
@@ -69,12 +69,15 @@ def test_onnx_tiles_join_as_the_whole_image(cache):
     assert tiled.shape == (210, 270, 3) and np.abs(whole - tiled).max() <= 1
 
 
-def test_int8_runtime_costs_under_a_tenth_of_a_db(cache, zoo, tmp_path):
+def test_int8_runtime_costs_under_a_tenth_of_a_db_and_the_card_holds(cache, zoo, tmp_path):
     held_out = photos.sample_photos("test")
     exact = upscale.evaluate_model(upscale.residual_for(None, 2, "onnx"), held_out)
     int8 = upscale.evaluate_model(upscale.residual_for(None, 2, "onnx-int8"), held_out)
     assert exact["gain_db"] - 0.1 < int8["gain_db"] < exact["gain_db"]
     assert int8["gain_db"] > 1.5  # still far above bicubic
+    card = registry.get("upscale").entry("x2").extra["runtimes"]
+    assert exact["psnr_y"] == pytest.approx(card["onnx"]["psnr_y"], abs=0.01)
+    assert int8["psnr_y"] == pytest.approx(card["onnx-int8"]["psnr_y"], abs=0.03)  # int8 kernels differ by CPU
     graphs = {p.name.rsplit("-", 1)[1]: p.stat().st_size for p in (cache / "onnx").glob("*.onnx")}
     assert graphs["int8.onnx"] < graphs["float32.onnx"] / 2  # 8-bit weights
     Image.fromarray(held_out["coffee"]).save(tmp_path / "coffee.png")

@@ -87,6 +87,17 @@ PRESETS = {
         workers=2,
         self_ensemble=True,
     ),
+    # A last stage for a trained deeper model: a lower rate on patches that favour texture harder.
+    "deeper-texture": Config(
+        blocks=16,
+        epochs=10,
+        steps_per_epoch=250,
+        patch=48,
+        learning_rate=2e-4,
+        detail_tries=4,
+        workers=2,
+        self_ensemble=True,
+    ),
 }
 
 
