@@ -19,6 +19,7 @@ import ast
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import shlex
 import shutil
@@ -175,9 +176,24 @@ def _with_packages(modules: list[str]) -> list[str]:
     return [".".join(name.split(".")[:n]) for name in modules for n in range(1, name.count(".") + 2)]
 
 
+def module_path(module: str) -> Path:
+    """The file of a module, found without importing it (an app module imports Keras)."""
+    return Path(importlib.util.find_spec(module).origin)
+
+
+def module_files(module: str) -> list[Path]:
+    """The module's file; for a package, its `__init__.py` and then its other modules, which an app
+    package may import only when needed (upscale's Keras half): all of them are the app's code."""
+    path = module_path(module)
+    if path.name != "__init__.py":
+        return [path]
+    return [path] + sorted(p for p in path.parent.glob("*.py") if p.name != "__init__.py")
+
+
 def source_files(module: str) -> list[Path]:
     """The module's file and those of every zoo module it imports, transitively (read, not imported)."""
     found, todo = set(), [file for file in map(_module_file, _with_packages([module])) if file is not None]
+    todo += module_files(module)  # an app package's modules, imported statically or not
     while todo:
         path = todo.pop()
         if path in found:

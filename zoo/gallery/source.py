@@ -9,15 +9,15 @@ and classes each defines, in a table of contents.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from markupsafe import Markup, escape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
+
+from zoo.gallery.outputs import module_files
 
 SECTION_RULE = re.compile(r"^# -{3,}\s*(?P<title>.+?)\s*$")
 FORMATTER_STYLE = "friendly"
@@ -43,11 +43,6 @@ class Literate:
     sections: list[Section]
 
 
-def module_path(module: str) -> Path:
-    """The file of a module, found without importing it (an app module imports Keras)."""
-    return Path(importlib.util.find_spec(module).origin)
-
-
 def inline_code(text: str) -> Markup:
     """Escaped prose with its `backticked` spans as <code>."""
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
@@ -71,28 +66,34 @@ def _top_level_names(tree: ast.Module) -> list[tuple[int, str]]:
 
 
 def literate(module: str) -> Literate:
-    path = module_path(module)
-    text = path.read_text()
-    tree = ast.parse(text)
-    lines = text.splitlines()
-    first = tree.body[0]
-    has_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-    start = first.end_lineno if has_docstring else 0  # the docstring is shown as prose, not code
-    rules = [(i, SECTION_RULE.match(line).group("title")) for i, line in enumerate(lines) if SECTION_RULE.match(line)]
-    bounds = [(start, "imports and constants")] + rules + [(len(lines), "")]
-    sections = []
-    for (begin, title), (end, _) in zip(bounds, bounds[1:]):
-        code = "\n".join(lines[begin:end]).strip("\n")
-        if code:
-            offset = next(i for i in range(begin, end) if lines[i].strip())
-            sections.append(
-                Section(title, f"s{len(sections)}-{re.sub(r'[^a-z0-9]+', '-', title.lower())}", offset + 1, code)
-            )
-    for lineno, name in _top_level_names(tree):
-        owner = [s for s in sections if s.first_line <= lineno]
-        if owner:
-            owner[-1].names.append(name)
-    blocks = docstring_blocks(ast.get_docstring(tree) or "") if has_docstring else []
+    """The page of an app module (or of every module of an app package, each titled by its file)."""
+    files = module_files(module)
+    sections, blocks = [], []
+    for path in files:
+        text = path.read_text()
+        tree = ast.parse(text)
+        lines = text.splitlines()
+        first = tree.body[0]
+        has_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+        main = path == files[0]  # its docstring is the page's prose, not repeated as code
+        start = first.end_lineno if has_docstring and main else 0
+        prefix = "" if main else f"{path.name}: "
+        rules = [(i, rule.group("title")) for i, line in enumerate(lines) if (rule := SECTION_RULE.match(line))]
+        bounds = [(start, "imports and constants")] + rules + [(len(lines), "")]
+        own = []
+        for (begin, title), (end, _) in zip(bounds, bounds[1:]):
+            code = "\n".join(lines[begin:end]).strip("\n")
+            if code:
+                offset = next(i for i in range(begin, end) if lines[i].strip())
+                anchor = f"s{len(sections) + len(own)}-{re.sub(r'[^a-z0-9]+', '-', (prefix + title).lower())}"
+                own.append(Section(prefix + title, anchor, offset + 1, code))
+        for lineno, name in _top_level_names(tree):
+            owner = [s for s in own if s.first_line <= lineno]
+            if owner:
+                owner[-1].names.append(name)
+        sections += own
+        if main and has_docstring:
+            blocks = docstring_blocks(ast.get_docstring(tree) or "")
     return Literate(blocks, sections)
 
 
