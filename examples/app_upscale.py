@@ -4,8 +4,8 @@
 # **Title:** Super-resolution: the `upscale` app<br>
 # **Author:** keras-zoo contributors<br>
 # **Date created:** 2026/12/06<br>
-# **Last modified:** 2026/12/06<br>
-# **Description:** Upscale a held-out photo with the shipped model, read how `zoo/vision/upscale.py` works,
+# **Last modified:** 2026/12/07<br>
+# **Description:** Upscale a held-out photo with the shipped model, read how `zoo/vision/upscale/` works,
 # train a small one for a minute and measure it beside bicubic upsampling.
 #
 # Super-resolution guesses the detail that a small image lost. The zoo's model is a small
@@ -86,7 +86,7 @@ saved = result.save(Path(tempfile.mkdtemp()) / f"chelsea_x{SCALE}.png")  # what 
 assert np.array_equal(np.asarray(Image.open(saved)), np.asarray(result.image))
 
 # %% [markdown]
-# ## How it works: reading `zoo/vision/upscale.py`
+# ## How it works: reading `zoo/vision/upscale/`
 #
 # **Bicubic inside the model.** Bicubic upsampling by an integer factor $s$ is a convolution:
 # each low-resolution pixel produces $s^2$ output pixels (its *phases*), each a weighted sum of
