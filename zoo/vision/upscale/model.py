@@ -59,45 +59,21 @@ class Config:
     init: str | None = None  # a trained upscale model to start from (`harness.start_from`)
 
 
+# A CPU's half hour from a trained model (`--init`), on texture-favouring patches: the same body
+# (x2, whose speed on big photos matters most), or twice as deep (x3, x4: a quarter or a ninth of
+# the pixels to run on per output pixel).
+_FINETUNE = Config(epochs=30, steps_per_epoch=200, patch=48, learning_rate=5e-4, detail_tries=2, workers=2)
+_DEEP = dataclasses.replace(_FINETUNE, blocks=8, self_ensemble=True)
+_DEEPER = dataclasses.replace(_DEEP, blocks=16, steps_per_epoch=250)
 PRESETS = {
     "quick": Config(),
     "full": Config(epochs=40, steps_per_epoch=500, batch_size=32, patch=48, workers=4),
-    # A CPU's half hour from a trained model (`--init`), on texture-favouring patches: the same body
-    # (x2, whose speed on big photos matters most), or twice as deep (x3, x4: a quarter or a ninth of
-    # the pixels to run on per output pixel).
-    "finetune": Config(epochs=30, steps_per_epoch=200, patch=48, learning_rate=5e-4, detail_tries=2, workers=2),
-    "deep": Config(
-        blocks=8,
-        epochs=30,
-        steps_per_epoch=200,
-        patch=48,
-        learning_rate=5e-4,
-        detail_tries=2,
-        workers=2,
-        self_ensemble=True,
-    ),
+    "finetune": _FINETUNE,
+    "deep": _DEEP,
     # Twice as deep again, from a trained 8-block model (`--init x4`): texture is where capacity pays.
-    "deeper": Config(
-        blocks=16,
-        epochs=30,
-        steps_per_epoch=250,
-        patch=48,
-        learning_rate=5e-4,
-        detail_tries=2,
-        workers=2,
-        self_ensemble=True,
-    ),
+    "deeper": _DEEPER,
     # A last stage for a trained deeper model: a lower rate on patches that favour texture harder.
-    "deeper-texture": Config(
-        blocks=16,
-        epochs=10,
-        steps_per_epoch=250,
-        patch=48,
-        learning_rate=2e-4,
-        detail_tries=4,
-        workers=2,
-        self_ensemble=True,
-    ),
+    "deeper-texture": dataclasses.replace(_DEEPER, epochs=10, learning_rate=2e-4, detail_tries=4),
 }
 
 
