@@ -80,8 +80,7 @@ def zoo(ctx: click.Context, verbose: bool) -> None:
     zoo train upscale             train it yourself (resumable)
     """
     ctx.obj = {"verbose": verbose}
-    if not verbose:
-        quiet.hide_tensorflow_logs()
+    quiet.hide_tensorflow_logs(not verbose)
 
 
 @zoo.command("list")

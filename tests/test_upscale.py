@@ -94,8 +94,6 @@ def test_model_card_texture_numbers_are_those_of_the_shipped_file(shipped, scale
     from zoo.data import debian_photos
 
     entry = registry.get("upscale").entry(f"x{scale}")
-    if "texture_psnr_y" not in entry.metrics:
-        pytest.skip(f"x{scale}: its card entry predates the texture set")
     measured = upscale.evaluate_model(shipped[scale], debian_photos.texture_photos())
     assert measured["psnr_y"] == pytest.approx(entry.metrics["texture_psnr_y"], abs=0.01)
     assert measured["bicubic_psnr_y"] == pytest.approx(entry.baseline["metrics"]["texture_psnr_y"], abs=0.01)

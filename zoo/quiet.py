@@ -18,12 +18,14 @@ from types import ModuleType
 hide = False  # set by the CLI
 
 
-def hide_tensorflow_logs() -> None:
-    """Ask TensorFlow for errors only; set before TensorFlow is imported."""
+def hide_tensorflow_logs(on: bool) -> None:
+    """Hide TensorFlow's start-up noise from now on, or show it (`--verbose`); set before TensorFlow is
+    imported, when the logs' own levels still reach it."""
     global hide
-    hide = True
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    hide = on
+    if on:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
 
 @contextlib.contextmanager

@@ -59,6 +59,9 @@ from zoo.errors import BadInput
 SCALES = (2, 3, 4)
 MIN_SIDE = 8
 KERAS_HALF = f"{__name__}.model"  # the model, training and evaluation; imported on first use
+# The layers int8 leaves in float, in every runtime: the first and last convolutions, whose inputs
+# and outputs are image-sized (the luma, the residual), which 8 bits would round to 256 levels.
+FLOAT_UNDER_INT8 = ("head", "subpixel")
 
 # ------------------------------------------------------------------- colour
 
@@ -208,7 +211,8 @@ class Predictor(api.Predictor):
     @property
     def model(self):
         """The Keras model (loaded now if the runtime is ONNX Runtime): what evaluation and export take."""
-        return getattr(self.residual, "model", None) or _keras_half().load(self.weights, self.scale)
+        model = getattr(self.residual, "model", None)
+        return _keras_half().load(self.weights, self.scale) if model is None else model
 
     def predict(self, inputs, **options) -> list[Upscaled]:
         images = [input_image(source, min_side=MIN_SIDE) for source in inputs]  # all checked before any work

@@ -24,6 +24,7 @@ from zoo.vision.upscale import (
     _LUMA_RESIDUAL_TO_RGB_LEVELS,
     _RGB_TO_YCBCR,
     _YCBCR_OFFSET,
+    FLOAT_UNDER_INT8,
     MIN_SIDE,
     SCALES,
     Residual,
@@ -422,6 +423,11 @@ class KerasResidual:
         return self.compiled.predict_on_batch(y[None, ..., None])[0, ..., 0]  # compiled: twice as fast as eager
 
 
+def as_residual(model: keras.Model | Residual) -> Residual:
+    """A Keras model's residual runtime (built and compiled once), or a runtime's residual as it is."""
+    return KerasResidual(model) if isinstance(model, keras.Model) else model
+
+
 def upscale_image(model: keras.Model, rgb: np.ndarray, tile: int = 256, precision: str = "auto") -> np.ndarray:
     """uint8 RGB -> uint8 RGB upscaled by `model` (`upscale_to_image` in Keras, as an array)."""
     return np.asarray(upscale_to_image(KerasResidual(model, precision), rgb, tile))
@@ -453,7 +459,7 @@ def write_onnx(weights: str, path: str, quantized: bool) -> None:
 
 def evaluate_model(model: keras.Model | Residual, photos: dict[str, np.ndarray]) -> dict:
     """Model (a Keras model, or any runtime's `Residual`) and bicubic, side by side, on held-out photos."""
-    residual = KerasResidual(model) if isinstance(model, keras.Model) else model
+    residual = as_residual(model)
     scale = residual.scale
     per_image = {}
     for name, photo in photos.items():
@@ -486,7 +492,7 @@ def evaluate_model(model: keras.Model | Residual, photos: dict[str, np.ndarray])
 
 def evaluate_offline(model: keras.Model | Residual) -> dict:
     """The held-out smooth photos (top level, as always) and the texture set beside them."""
-    residual = KerasResidual(model) if isinstance(model, keras.Model) else model  # built once for both sets
+    residual = as_residual(model)  # built once for both sets
     texture = evaluate_model(residual, debian_photos.texture_photos())
     return {**evaluate_model(residual, photo_data.sample_photos("test")), "texture": texture}
 
@@ -599,7 +605,7 @@ def exportables(model: keras.Model) -> list:
         return [[crop[None]] for crop in calibration_crops(folder, scale, count)]
 
     # int8 keeps float where the image itself would be rounded to 256 levels: the first and last
-    # convolutions and the sums and products at image level (-0.079 dB against float instead of -0.104, x2).
+    # convolutions and the sums and products at image level (docs/export.md).
     return [
         Exportable(
             f"upscale_x{scale}",
@@ -607,7 +613,7 @@ def exportables(model: keras.Model) -> list:
             y_psnr,
             calibration,
             {"scale": scale},
-            int8_float_layers=("head", "subpixel"),
+            int8_float_layers=FLOAT_UNDER_INT8,
             int8_float_ops=("ADD", "MUL"),
         )
     ]
