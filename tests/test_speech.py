@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -124,6 +125,45 @@ def test_spec_augment_masks_while_training_only():
     assert set(np.unique(masked)) <= {0.0, 1.0}
 
 
+def test_band_mean_normalisation_cancels_a_fixed_colouring():
+    """A microphone's colouring, a fixed offset per band, leaves the normalised log-mels unchanged;
+    the window's silent padding stays 0."""
+    from zoo.audio import speech
+
+    sound = np.random.default_rng(0).uniform(-0.6, 0.0, (2, speech.FRAMES, audio.MELS, 1)).astype(np.float32)
+    sound[:, :20] = -1.0  # silent padding, at the floor
+    coloured = sound.copy()
+    coloured[:, 20:] += np.linspace(-0.2, 0.2, audio.MELS, dtype=np.float32)[None, None, :, None]
+    layer = speech.BandMeanNormalization()
+    normalised = np.asarray(layer(sound))
+    np.testing.assert_allclose(np.asarray(layer(coloured)), normalised, atol=1e-5)
+    assert not normalised[:, :20].any() and np.abs(normalised[:, 20:].mean(axis=1)).max() < 1e-5
+
+
+def test_an_ensemble_averages_its_members_probabilities_and_reloads(tmp_path):
+    from zoo import harness
+    from zoo.audio import speech
+
+    members = {
+        "plain": speech.build_model(speech.Config(width=8, blocks=2)),
+        "normalised": speech.build_model(speech.Config(width=12, blocks=2, band_mean_normalisation=True)),
+    }
+    log_mels = np.random.default_rng(1).uniform(-80, 0, (3, speech.FRAMES, audio.MELS)).astype(np.float32)
+    expected = np.mean([speech.probabilities(m, log_mels) for m in members.values()], axis=0)
+    speech.averaged(members).save(tmp_path / "ensemble.keras")
+    ensemble = harness.load_model(tmp_path / "ensemble.keras")
+    np.testing.assert_allclose(speech.probabilities(ensemble, log_mels), expected, atol=1e-6)
+    features, logits = speech.with_features(ensemble)(log_mels)
+    assert features.shape == (3, 8 + 12)  # the members' pooled features side by side: the domain check's
+    np.testing.assert_allclose(np.asarray(keras_softmax(logits)), expected, atol=1e-6)
+
+
+def keras_softmax(logits):
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+
+
 def test_speech_is_trimmed_and_centred():
     from zoo.audio import speech
 
@@ -217,6 +257,28 @@ def test_training_runs_end_to_end_on_a_small_folder(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "model.keras").exists() and 0 <= result["asterisk_accuracy"] <= 1
     fitted = limits.load_beside("speech", tmp_path / "run" / "model.keras")  # zoo.limits, fitted into the run
     assert fitted.check.score == "relative-mahalanobis" and fitted.background is not None
+
+
+@needs_asterisk
+def test_an_ensemble_preset_trains_each_member_in_its_own_folder_and_resumes(tmp_path, monkeypatch):
+    from zoo import registry
+    from zoo.audio import speech
+
+    buzz_speakers(tmp_path, seconds=0.4, pitch_step=25)
+    fake_voices = [audio.Clip(voiced(0.4, pitch=100 + 25 * d), d, f"fake:{v}", v) for d in range(10) for v in range(3)]
+    monkeypatch.setattr(audio, "synthetic_clips", lambda voices: fake_voices)
+    tiny = speech.Config(epochs=1, width=8, blocks=2, batch_size=32)
+    monkeypatch.setitem(speech.PRESETS, "plain", tiny)
+    monkeypatch.setitem(speech.PRESETS, "normalised", dataclasses.replace(tiny, band_mean_normalisation=True))
+    monkeypatch.setitem(speech.PRESETS, "quick", speech.Ensemble(("plain", "normalised")))
+    options = dict(preset="quick", data=tmp_path, out=tmp_path / "run", hold_out="bob")
+    result = registry.call("speech", "train", **options)
+    run = tmp_path / "run"
+    assert all((run / member / "model.keras").exists() for member in ("plain", "normalised"))
+    assert result["held_out_clips"] == 120 and (run / "model.keras").exists()
+    first = (run / "model.keras").read_bytes()
+    assert registry.call("speech", "train", **options, resume=True)["held_out_accuracy"] == result["held_out_accuracy"]
+    assert len((run / "model.keras").read_bytes()) == len(first)
 
 
 @needs_asterisk
