@@ -223,6 +223,10 @@ def test_say_must_be_a_digit(zoo):
     assert_one_line_error(zoo("demo", "speech", "--say", "x"), "--say x: choose one of 0, 1, 2")
 
 
+def test_a_preset_of_the_other_task_is_one_line(zoo):
+    assert_one_line_error(zoo("train", "speech", "--preset", "spoken"), "--preset spoken: not a --task digits preset")
+
+
 def test_no_recording_and_nothing_to_say(zoo, tiny_weights):
     assert_one_line_error(zoo("demo", "speech", "--weights", tiny_weights), "give a recording")
 
@@ -444,6 +448,35 @@ def test_training_batches_are_padded_with_silence_and_pack_their_targets():
     assert (packed[:, 2 : 2 + lengths[0]] <= 9).all() and not packed[:, 2 + lengths[0] :].any()
     again, _ = batches[0]
     assert np.array_equal(again, log_mels)  # a function of (seed, epoch, index) alone
+
+
+def test_whole_spoken_strings_fill_a_batch_with_their_own_digits():
+    from zoo.audio import digit_strings
+
+    config = _tiny_strings_config(batch_size=4, real_probability=0, spoken_probability=1)
+    spoken = [
+        (np.concatenate([voiced(0.3, pitch=100 + 30 * int(d)) for d in digits]), digits, "fake:1")
+        for digits in ("123", "4567", "89012", "345678", "9012345", "67890123", "456789012", "3456789012")
+    ]
+    batches = digit_strings.StringBatches([], _buzz_voices(("fake:1",)), config, seed=0, spoken=spoken)
+    _, packed = batches[0]
+    length = packed[0, 1]
+    [wanted] = [digits for _, digits, _ in spoken if len(digits) == length]
+    assert all("".join(map(str, row[2 : 2 + length])) == wanted for row in packed)
+
+
+@needs_espeak
+def test_spoken_strings_are_one_per_length_and_voice_and_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    two_voices = [("espeak-ng", "en-us", "150", "50"), ("espeak-ng", "en-gb-scotland+f2", "170", "40")]
+    monkeypatch.setattr(audio, "voice_settings", lambda count, seed: two_voices)
+    spoken = audio.spoken_strings(2)
+    assert [len(digits) for _, digits, _ in spoken] == [*range(3, 11)] * 2
+    assert {voice for _, _, voice in spoken} == {":".join(v) for v in two_voices}
+    seconds = [len(samples) / audio.SAMPLE_RATE for samples, _, _ in spoken[:8]]
+    assert 0.6 < seconds[0] < seconds[-1] < 8  # ten words take longer than three
+    assert list(tmp_path.glob("speech/strings-*.npz"))
+    assert all(np.array_equal(a, b) for (a, _, _), (b, _, _) in zip(spoken, audio.spoken_strings(2)))
 
 
 def test_the_ctc_loss_falls_on_a_tiny_batch():

@@ -391,14 +391,18 @@ def split(config: Config, real: list[Clip], synthetic: list[Clip]):
             f"--hold-out {config.hold_out}: no recordings of that speaker (have: "
             f"{', '.join(sorted({c.speaker for c in real}))}, or real, or none)"
         )
-    voices = sorted({c.speaker for c in synthetic})
-    validation_voices = set(voices[::10])
+    validation_voices = unheard_voices(synthetic)
     train_real = [c for c in kept if c.index not in VALIDATION_INDICES and c.index not in TEST_INDICES]
     validation = [c for c in kept if c.index in VALIDATION_INDICES] + [
         c for c in synthetic if c.speaker in validation_voices
     ]
     train_synthetic = [c for c in synthetic if c.speaker not in validation_voices]
     return train_synthetic, train_real, validation
+
+
+def unheard_voices(synthetic: list[Clip]) -> set[str]:
+    """Every tenth synthetic voice: validation's, never trained on."""
+    return set(sorted({c.speaker for c in synthetic})[::10])
 
 
 def clip_features(clips: list[Clip]) -> np.ndarray:
@@ -514,6 +518,13 @@ def _train_ensemble(
     return run, model
 
 
+def task_preset(presets: dict, preset: str, task: str) -> Config | Ensemble:
+    """One task's preset: the card lists both tasks' together, and a few belong to one task only."""
+    if preset not in presets:
+        raise BadInput(f"--preset {preset}: not a --task {task} preset (choose {', '.join(presets)})")
+    return presets[preset]
+
+
 def one_cycle(learning_rate: float, steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
     """A tenth of the steps warming up from a twentieth of `learning_rate`, then a cosine down."""
     warmup = steps // 10
@@ -539,7 +550,9 @@ def train(
         return digit_strings.train(
             preset=preset, epochs=epochs, data=data, out=out, resume=resume, seed=seed, hold_out=hold_out
         )
-    config = dataclasses.replace(PRESETS[preset], hold_out=hold_out, data=str(data) if data else None)
+    config = dataclasses.replace(
+        task_preset(PRESETS, preset, "digits"), hold_out=hold_out, data=str(data) if data else None
+    )
     started = time.time()
     run, best = _train_model(config, out, resume, seed, epochs, f"speech-{hold_out}")
     real = real_speakers(run.config)

@@ -358,30 +358,42 @@ def synthetic_clips(espeak_voices: int = 120, seed: int = 0) -> list[Clip]:
     festival voice installed: made once (a minute on two cores), then read from the cache."""
     settings = voice_settings(espeak_voices, seed)
     words = [(word, digit) for digit, word in enumerate(DIGIT_WORDS)] + [("oh", 0)]
-    key = hashlib.sha256(repr((settings, words, SAMPLE_RATE)).encode()).hexdigest()[:16]
-    cached = cache_dir() / "speech" / f"synthetic-{key}.npz"
+    jobs = [(s, w, d) for s in settings for w, d in words]
+    sounds = _spoken("synthetic", (settings, words, SAMPLE_RATE), [(s, w) for s, w, _ in jobs])
+    return [Clip(sound, d, ":".join(s), i) for i, (sound, (s, _, d)) in enumerate(zip(sounds, jobs))]
+
+
+def spoken_strings(espeak_voices: int = 120, seed: int = 0) -> list[tuple[np.ndarray, str, str]]:
+    """(samples, digits, voice) for one string of each length 3-10 per synthetic voice, spoken whole
+    ("two nine oh four"), so the words run into each other as in fluent speech: what strings joined
+    from single words lack. 0 is "zero" or "oh" at random. Made once, then read from the cache."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for setting in voice_settings(espeak_voices, seed):
+        for length in range(3, 11):
+            digits = "".join(str(d) for d in rng.integers(0, 10, length))
+            text = " ".join("oh" if d == "0" and rng.random() < 0.5 else DIGIT_WORDS[int(d)] for d in digits)
+            jobs.append((setting, text, digits))
+    sounds = _spoken("strings", ([job[:2] for job in jobs], SAMPLE_RATE), [job[:2] for job in jobs])
+    return [(sound, digits, ":".join(setting)) for sound, (setting, _, digits) in zip(sounds, jobs)]
+
+
+def _spoken(name: str, key: object, jobs: list[tuple[tuple[str, ...], str]]) -> list[np.ndarray]:
+    """Each (voice setting, text) spoken and trimmed, in threads: made once, then read from
+    `$ZOO_CACHE/speech/NAME-<hash of key>.npz`."""
+    cached = cache_dir() / "speech" / f"{name}-{hashlib.sha256(repr(key).encode()).hexdigest()[:16]}.npz"
     if not cached.exists():
         if shutil.which("espeak-ng") is None:
             raise BadInput(f"espeak-ng: not installed; {APT_HINT.format('espeak-ng')}")
-        jobs = [(s, w, d) for s in settings for w, d in words]
         with ThreadPoolExecutor(4) as pool:
-            voices = list(pool.map(lambda job: trim(say(job[0], job[1])), jobs))
+            sounds = list(pool.map(lambda job: trim(say(*job)), jobs))
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(cached, force=True) as tmp:
-            np.savez(
-                tmp,
-                samples=np.concatenate(voices),
-                lengths=[len(v) for v in voices],
-                digits=[d for _, _, d in jobs],
-                speakers=[":".join(s) for s, _, _ in jobs],
-            )
+            np.savez(tmp, samples=np.concatenate(sounds), lengths=[len(v) for v in sounds])
     with np.load(cached) as stored:  # each item read once: an NpzFile decodes an array at every access
-        samples, lengths, digits, speakers = (stored[k] for k in ("samples", "lengths", "digits", "speakers"))
+        samples, lengths = stored["samples"], stored["lengths"]
     starts = np.concatenate([[0], np.cumsum(lengths)])
-    return [
-        Clip(samples[a:b], int(digit), str(speaker), i)
-        for i, (a, b, digit, speaker) in enumerate(zip(starts[:-1], starts[1:], digits, speakers))
-    ]
+    return [samples[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
 
 # ------------------------------------------------------------------ melody
