@@ -179,9 +179,18 @@ def draw_string(
     if augmented:
         pieces = [speech.change_speed(piece, rng, config) for piece in pieces]
     gaps = [pause(rng, config, run_together) for _ in range(count - 1)]
+    samples, power = with_silence_around(pieces, gaps, rng, config)
+    return samples, digits, power
+
+
+def with_silence_around(
+    pieces: list[np.ndarray], gaps: list[float], rng: np.random.Generator, config: Config
+) -> tuple[np.ndarray, float]:
+    """(the pieces joined `gaps` apart with 0.05 s to `longest_pause` of silence before and after,
+    the speech's power)."""
     lead, tail = rng.uniform(0.05, config.longest_pause, 2)
     power = float(np.mean(np.concatenate(pieces) ** 2))
-    return join(pieces, gaps, float(lead), float(tail)), digits, power
+    return join(pieces, gaps, float(lead), float(tail)), power
 
 
 def padded(log_mels: list[np.ndarray]) -> np.ndarray:
@@ -239,9 +248,8 @@ class StringBatches(harness.EpochSeeded):
     def _spoken_string(strings: list, rng: np.random.Generator, config: Config) -> tuple[np.ndarray, list[int], float]:
         """One whole spoken string, at its own speed, with silence around: as `draw_string` returns."""
         samples, digits = strings[int(rng.integers(len(strings)))]
-        samples = speech.change_speed(samples, rng, config)
-        lead, tail = rng.uniform(0.05, config.longest_pause, 2)
-        return join([samples], [], float(lead), float(tail)), [int(d) for d in digits], float(np.mean(samples**2))
+        joined, power = with_silence_around([speech.change_speed(samples, rng, config)], [], rng, config)
+        return joined, [int(d) for d in digits], power
 
 
 def made_strings(
@@ -389,11 +397,11 @@ def measure(model: keras.Model, config: Config, hold_out: str | None = None) -> 
         "asterisk_accuracy": round(one_digit_accuracy(model, audio.asterisk_clips()), 4),
         "speakers": rows,
     }
-    unheard = unheard_spoken_strings(config)
-    heard = heard_strings(model, [samples for samples, _, _ in unheard])
+    unheard = spoken_by(speech.unheard_voices(audio.synthetic_clips(config.espeak_voices)), config)
+    read_back = heard_strings(model, [samples for samples, _, _ in unheard])
     result["spoken_by_unheard_voices"] = {
         "strings": len(unheard),
-        "der": round(digit_error_rate([digits for _, digits, _ in unheard], heard), 4),
+        "der": round(digit_error_rate([digits for _, digits, _ in unheard], read_back), 4),
     }
     if TIDIGITS_RECORDING.exists():
         recording = tidigits()
@@ -408,10 +416,9 @@ def measure(model: keras.Model, config: Config, hold_out: str | None = None) -> 
     return result
 
 
-def unheard_spoken_strings(config: Config) -> list[tuple[np.ndarray, str, str]]:
-    """Whole spoken strings (`audio.spoken_strings`) in the synthetic voices that training never hears."""
-    unheard = speech.unheard_voices(audio.synthetic_clips(config.espeak_voices))
-    return [string for string in audio.spoken_strings(config.espeak_voices) if string[2] in unheard]
+def spoken_by(voices: set[str], config: Config) -> list[tuple[np.ndarray, str, str]]:
+    """The whole spoken strings (`audio.spoken_strings`) of these synthetic voices."""
+    return [string for string in audio.spoken_strings(config.espeak_voices) if string[2] in voices]
 
 
 def evaluate(model: keras.Model, data: Path | None) -> dict:
@@ -431,12 +438,7 @@ def train(
     config = run.config
     real = speech.real_speakers(config)
     train_synthetic, train_real, validation = speech.split(config, real, audio.synthetic_clips(config.espeak_voices))
-    training_voices = {c.speaker for c in train_synthetic}
-    spoken = (
-        [s for s in audio.spoken_strings(config.espeak_voices) if s[2] in training_voices]
-        if config.spoken_probability
-        else []
-    )
+    spoken = spoken_by({c.speaker for c in train_synthetic}, config) if config.spoken_probability else []
     batches = StringBatches(train_real, train_synthetic, config, run.seed, spoken)
     config = dataclasses.replace(config, epochs=config.epochs or -(-config.steps // len(batches)))
     made = made_strings(validation, config.validation_strings, 2, config)
