@@ -69,6 +69,17 @@ def test_onnx_tiles_join_as_the_whole_image(cache):
     assert tiled.shape == (210, 270, 3) and np.abs(whole - tiled).max() <= 1
 
 
+def test_a_unit_axis_too_many_in_the_output_gives_the_same_residual(cache, monkeypatch):
+    """ONNX Runtime on one CI machine returned the graph's output as (1, 1, H, W, 1), its last squeeze
+    dropped: the values are the residual all the same."""
+    residual = upscale.residual_for(None, 2, "onnx")
+    y = np.random.default_rng(0).random((12, 20), np.float32)
+    expected = residual(y)
+    session_run = residual.session.run
+    monkeypatch.setattr(residual.session, "run", lambda *args: [out[None] for out in session_run(*args)])
+    assert expected.shape == (24, 40) and np.array_equal(residual(y), expected)
+
+
 def test_int8_runtime_costs_under_a_tenth_of_a_db_and_the_card_holds(cache, zoo, tmp_path):
     held_out = photos.sample_photos("test")
     exact = upscale.evaluate_model(upscale.residual_for(None, 2, "onnx"), held_out)

@@ -86,7 +86,11 @@ class OnnxResidual:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: y[None, ..., None]})[0][0, ..., 0]
+        (residual,) = self.session.run(None, {self.input_name: y[None, ..., None]})
+        # Reshaped, not indexed: the graph's one-channel output can come back with a unit axis too many
+        # (tf2onnx turns NHWC<->NCHW into reshapes and a squeeze, which ONNX Runtime's optimiser dropped
+        # on one CI machine, giving (1, 1, H, W, 1)); the values are the same in either layout.
+        return residual.reshape(y.shape[0] * self.scale, y.shape[1] * self.scale)
 
 
 def quantize(float_graph: Path, output: Path, lumas: list[np.ndarray]) -> None:
