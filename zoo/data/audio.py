@@ -374,7 +374,8 @@ def spoken_strings(espeak_voices: int = 120, seed: int = 0) -> list[tuple[np.nda
             digits = "".join(str(d) for d in rng.integers(0, 10, length))
             text = " ".join("oh" if d == "0" and rng.random() < 0.5 else DIGIT_WORDS[int(d)] for d in digits)
             jobs.append((setting, text, digits))
-    sounds = _spoken("strings", ([job[:2] for job in jobs], SAMPLE_RATE), [job[:2] for job in jobs])
+    said = [(setting, text) for setting, text, _ in jobs]
+    sounds = _spoken("strings", (said, SAMPLE_RATE), said)
     return [(sound, digits, ":".join(setting)) for sound, (setting, _, digits) in zip(sounds, jobs)]
 
 

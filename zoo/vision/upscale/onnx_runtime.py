@@ -87,9 +87,9 @@ class OnnxResidual:
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         (residual,) = self.session.run(None, {self.input_name: y[None, ..., None]})
-        # Reshaped, not indexed: the graph's one-channel output can come back with a unit axis too many
-        # (tf2onnx turns NHWC<->NCHW into reshapes and a squeeze, which ONNX Runtime's optimiser dropped
-        # on one CI machine, giving (1, 1, H, W, 1)); the values are the same in either layout.
+        # Reshaped, not indexed: the one-channel output can come back with a unit axis too many. On one
+        # CI machine it was (1, 1, H, W, 1), as if the graph's last squeeze (tf2onnx's NCHW->NHWC as
+        # reshapes) were lost; not reproduced here. The values are the same in either layout.
         return residual.reshape(y.shape[0] * self.scale, y.shape[1] * self.scale)
 
 
